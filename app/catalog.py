@@ -1,0 +1,364 @@
+"""The catalogue: which agencies' files make up the warehouse, and how to read each one.
+
+A catalogue is a TOML file with one ``[study_area]`` table and any number of ``[[datasets]]``.
+Every mistake in it is reported at once, each naming the catalogue, the dataset and the key, so
+that an analyst can fix a partner agency's entry without a round trip per typo.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import re
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+KINDS = ("demand", "intervention")
+SHARING = ("open", "partners", "restricted")
+FORMATS = ("csv", "parquet", "geojson", "gpkg", "shp")
+GEO_FORMATS = ("geojson", "gpkg", "shp")
+EXTENSION_FORMATS = {
+    ".csv": "csv",
+    ".csv.gz": "csv",
+    ".tsv": "csv",
+    ".txt": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".geojson": "geojson",
+    ".json": "geojson",
+    ".gpkg": "gpkg",
+    ".shp": "shp",
+}
+ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+STUDY_AREA_KEYS = {
+    "name",
+    "boundaries",
+    "code_field",
+    "name_field",
+    "population_field",
+    "layer",
+    "crs",
+    "vintage",
+    "attribution",
+}
+DATASET_KEYS = {
+    "id",
+    "title",
+    "agency",
+    "agency_column",
+    "kind",
+    "path",
+    "format",
+    "lat",
+    "lon",
+    "x",
+    "y",
+    "crs",
+    "point",
+    "time",
+    "time_format",
+    "time_of_day",
+    "time_of_day_format",
+    "category",
+    "weight",
+    "record_id",
+    "sharing",
+    "licence",
+    "attribution",
+    "owner",
+    "description",
+    "delimiter",
+    "encoding",
+    "layer",
+}
+REQUIRED_DATASET_KEYS = ("id", "title", "agency", "kind", "path", "time", "category", "sharing")
+
+
+class CatalogError(ValueError):
+    """A catalogue that cannot be used; ``problems`` lists every mistake found."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+@dataclass(frozen=True)
+class StudyArea:
+    name: str
+    boundaries: Path
+    code_field: str
+    name_field: str
+    population_field: str | None = None
+    layer: str | None = None
+    crs: str | None = None
+    vintage: str | None = None
+    attribution: str | None = None
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One agency dataset as the catalogue describes it; paths are already resolved."""
+
+    id: str
+    title: str
+    agency: str
+    kind: str
+    path: str
+    files: tuple[Path, ...]
+    format: str
+    time: str
+    category: str
+    sharing: str
+    lat: str | None = None
+    lon: str | None = None
+    x: str | None = None
+    y: str | None = None
+    crs: str | None = None
+    point: str | None = None
+    time_format: tuple[str, ...] = ()
+    time_of_day: str | None = None
+    time_of_day_format: str | None = None
+    weight: str | None = None
+    record_id: str | None = None
+    agency_column: str | None = None
+    licence: str = ""
+    attribution: str = ""
+    owner: str = ""
+    description: str = ""
+    delimiter: str = ","
+    encoding: str = "utf-8"
+    layer: str | None = None
+
+    @property
+    def location_mode(self) -> str:
+        """How the records are placed: ``latlon``, ``xy``, ``point`` text or file ``geometry``."""
+        if self.lat:
+            return "latlon"
+        if self.x:
+            return "xy"
+        if self.point:
+            return "point"
+        return "geometry"
+
+    def source_columns(self) -> dict[str, str]:
+        """The catalogue keys that name columns of the file, with the column each names."""
+        keys = ("lat", "lon", "x", "y", "point", "time", "time_of_day", "category", "weight")
+        cols = {k: getattr(self, k) for k in (*keys, "record_id", "agency_column")}
+        return {k: v for k, v in cols.items() if v}
+
+    def entry_hash(self) -> str:
+        """A digest of how the dataset is read: a change to any key forces a reload."""
+        entry = asdict(self)
+        entry["files"] = [str(f) for f in self.files]
+        return hashlib.sha256(json.dumps(entry, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Catalog:
+    path: Path
+    study_area: StudyArea
+    datasets: tuple[Dataset, ...] = field(default_factory=tuple)
+
+    def dataset(self, dataset_id: str) -> Dataset:
+        for d in self.datasets:
+            if d.id == dataset_id:
+                return d
+        raise KeyError(f"{self.path}: no dataset with id '{dataset_id}'")
+
+
+def infer_format(path: str) -> str | None:
+    lowered = path.lower()
+    for ext in sorted(EXTENSION_FORMATS, key=len, reverse=True):
+        if lowered.endswith(ext):
+            return EXTENSION_FORMATS[ext]
+    return None
+
+
+def _resolve(base: Path, value: str) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (base / p)
+
+
+def _as_str(value: object) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def load_catalog(path: str | Path) -> Catalog:
+    """Read and validate a catalogue; raise CatalogError listing every problem found."""
+    path = Path(path)
+    if not path.exists():
+        raise CatalogError([f"{path}: catalogue file not found"])
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise CatalogError([f"{path}: not valid TOML: {exc}"]) from exc
+    return parse_catalog(raw, path)
+
+
+def parse_catalog(raw: dict, path: Path) -> Catalog:
+    base = path.parent
+    problems: list[str] = []
+    for key in raw:
+        if key not in ("study_area", "datasets"):
+            problems.append(f"{path}: unknown top-level key '{key}'")
+    study_area = _parse_study_area(raw.get("study_area"), path, base, problems)
+    datasets: list[Dataset] = []
+    seen: set[str] = set()
+    entries = raw.get("datasets", [])
+    if not isinstance(entries, list):
+        problems.append(f"{path}: 'datasets' must be an array of tables ([[datasets]])")
+        entries = []
+    for i, entry in enumerate(entries):
+        ds = _parse_dataset(entry, i, path, base, problems)
+        if ds is None:
+            continue
+        if ds.id in seen:
+            problems.append(f"{path}: dataset '{ds.id}': key 'id': duplicate id")
+            continue
+        seen.add(ds.id)
+        datasets.append(ds)
+    if problems or study_area is None:
+        raise CatalogError(problems or [f"{path}: no [study_area]"])
+    return Catalog(path=path, study_area=study_area, datasets=tuple(datasets))
+
+
+def _parse_study_area(sa: object, path: Path, base: Path, problems: list[str]) -> StudyArea | None:
+    where = f"{path}: [study_area]"
+    if not isinstance(sa, dict):
+        problems.append(f"{where}: missing; it must name the ward boundaries file")
+        return None
+    for key in sa:
+        if key not in STUDY_AREA_KEYS:
+            problems.append(f"{where}: unknown key '{key}'")
+    for key in ("name", "boundaries", "code_field", "name_field"):
+        if not _as_str(sa.get(key)):
+            problems.append(f"{where}: key '{key}': required, a non-empty string")
+    for key in STUDY_AREA_KEYS - {"name", "boundaries", "code_field", "name_field"}:
+        if key in sa and not _as_str(sa[key]):
+            problems.append(f"{where}: key '{key}': must be a non-empty string")
+    boundaries = _as_str(sa.get("boundaries"))
+    if boundaries and not _resolve(base, boundaries).exists():
+        problems.append(f"{where}: key 'boundaries': file not found: {_resolve(base, boundaries)}")
+    if any(p.startswith(where) for p in problems):
+        return None
+    return StudyArea(
+        name=sa["name"],
+        boundaries=_resolve(base, sa["boundaries"]),
+        code_field=sa["code_field"],
+        name_field=sa["name_field"],
+        population_field=sa.get("population_field"),
+        layer=sa.get("layer"),
+        crs=sa.get("crs"),
+        vintage=sa.get("vintage"),
+        attribution=sa.get("attribution"),
+    )
+
+
+def _parse_dataset(
+    entry: object, index: int, path: Path, base: Path, problems: list[str]
+) -> Dataset | None:
+    if not isinstance(entry, dict):
+        problems.append(f"{path}: datasets[{index}]: must be a table")
+        return None
+    ident = entry.get("id")
+    where = f"{path}: dataset '{ident}'" if _as_str(ident) else f"{path}: datasets[{index}]"
+    before = len(problems)
+
+    def bad(key: str, why: str) -> None:
+        problems.append(f"{where}: key '{key}': {why}")
+
+    for key in entry:
+        if key not in DATASET_KEYS:
+            bad(key, "unknown key")
+    for key in REQUIRED_DATASET_KEYS:
+        if not _as_str(entry.get(key)):
+            bad(key, "required, a non-empty string")
+    for key, value in entry.items():
+        if key in DATASET_KEYS and key != "time_format" and not _as_str(value):
+            if key not in REQUIRED_DATASET_KEYS:
+                bad(key, "must be a non-empty string")
+    if _as_str(ident) and not ID_PATTERN.match(ident):
+        bad("id", "use lower-case letters, digits and underscores, starting with a letter")
+    if _as_str(entry.get("kind")) and entry["kind"] not in KINDS:
+        bad("kind", f"must be one of {', '.join(KINDS)}, not '{entry['kind']}'")
+    if _as_str(entry.get("sharing")) and entry["sharing"] not in SHARING:
+        bad("sharing", f"must be one of {', '.join(SHARING)}, not '{entry['sharing']}'")
+
+    time_format = entry.get("time_format", [])
+    if isinstance(time_format, str):
+        time_format = [time_format]
+    if not isinstance(time_format, list) or not all(_as_str(f) for f in time_format):
+        bad("time_format", "must be a strptime format or a list of them")
+        time_format = []
+
+    files: list[Path] = []
+    fmt = entry.get("format")
+    pattern = _as_str(entry.get("path"))
+    if pattern:
+        full = _resolve(base, pattern)
+        files = sorted(Path(p) for p in glob.glob(str(full)))
+        if not files:
+            bad("path", f"no file matches {full}")
+        if fmt is None:
+            fmt = infer_format(pattern)
+            if fmt is None:
+                bad("format", f"cannot tell the format of '{pattern}'; name one of {FORMATS}")
+    if fmt is not None and fmt not in FORMATS:
+        bad("format", f"must be one of {', '.join(FORMATS)}, not '{fmt}'")
+
+    has = {k: k in entry for k in ("lat", "lon", "x", "y", "crs", "point")}
+    if has["lat"] != has["lon"]:
+        bad("lat" if not has["lat"] else "lon", "lat and lon go together")
+    if has["x"] != has["y"]:
+        bad("x" if not has["x"] else "y", "x and y go together")
+    if has["x"] and not has["crs"]:
+        bad("crs", "x and y need a crs, e.g. 'EPSG:27700'")
+    modes = sum([has["lat"], has["x"], has["point"]])
+    if modes > 1:
+        bad("lat", "give one of lat+lon, x+y+crs or point, not several")
+    if modes == 0 and fmt in ("csv", "parquet"):
+        bad("lat", "a CSV or Parquet dataset needs lat+lon, x+y+crs or point columns")
+    if has["crs"] and not has["x"] and fmt not in GEO_FORMATS:
+        bad("crs", "crs only applies to x and y columns or a geometry file")
+    if "time_of_day_format" in entry and "time_of_day" not in entry:
+        bad("time_of_day_format", "needs a time_of_day column")
+    delimiter = entry.get("delimiter", ",")
+    if isinstance(delimiter, str) and len(delimiter) != 1:
+        bad("delimiter", "must be a single character")
+
+    if len(problems) > before:
+        return None
+    return Dataset(
+        id=entry["id"],
+        title=entry["title"],
+        agency=entry["agency"],
+        kind=entry["kind"],
+        path=entry["path"],
+        files=tuple(files),
+        format=fmt,
+        time=entry["time"],
+        category=entry["category"],
+        sharing=entry["sharing"],
+        lat=entry.get("lat"),
+        lon=entry.get("lon"),
+        x=entry.get("x"),
+        y=entry.get("y"),
+        crs=entry.get("crs"),
+        point=entry.get("point"),
+        time_format=tuple(time_format),
+        time_of_day=entry.get("time_of_day"),
+        time_of_day_format=entry.get("time_of_day_format"),
+        weight=entry.get("weight"),
+        record_id=entry.get("record_id"),
+        agency_column=entry.get("agency_column"),
+        licence=entry.get("licence", ""),
+        attribution=entry.get("attribution", ""),
+        owner=entry.get("owner", ""),
+        description=entry.get("description", ""),
+        delimiter=delimiter,
+        encoding=entry.get("encoding", "utf-8"),
+        layer=entry.get("layer"),
+    )

@@ -1,0 +1,160 @@
+"""Exact point-in-ward assignment that tests only the points near a ward boundary.
+
+Most points lie deep inside one ward. The index covers the study area with H3 cells of a
+middling resolution and sorts them into cells wholly inside one ward (every point in them is
+in that ward: a table lookup) and cells that touch a boundary (their points are tested exactly
+against the few candidate wards). Cells are judged against wards shrunk and grown by a margin
+far larger than the gap between an H3 cell's true edges and its polygon, so the shortcut never
+changes an answer.
+
+The margin matters because H3 does not nest: the points whose resolution-15 cell has a given
+parent spill out of that parent's hexagon by up to about 0.19 of its edge length (measured at
+resolutions 7 to 11). A parent cell counts as inside a ward only if its hexagon grown by 0.35
+edge lengths is, and as touching a ward if that grown hexagon could reach it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import h3
+import numpy as np
+import shapely
+
+from app.boundaries import Wards
+from app.h3cells import latlng_to_cells, parent_np
+
+_MIN_RES, _MAX_RES = 7, 11
+_CELLS_PER_WARD = 60  # enough cells per ward that most of its points fall in interior cells
+_SPILL = 0.35  # margin, in edge lengths of the index resolution (measured spill: 0.19)
+
+
+def _cells(geom: shapely.Geometry, res: int, contain: str) -> set[int]:
+    """Cells of ``geom`` under H3's containment mode; for "overlap", also the cells of every
+    vertex, so that a fragment smaller than a cell (an island, a sliver) is never missed."""
+    out: set[int] = set()
+    if geom.is_empty:
+        return out
+    polys = geom.geoms if isinstance(geom, shapely.MultiPolygon) else [geom]
+    for poly in polys:
+        shape = h3.geo_to_h3shape(shapely.geometry.mapping(poly))
+        out.update(h3.str_to_int(c) for c in h3.h3shape_to_cells_experimental(shape, res, contain))
+    if contain == "overlap":
+        xy = shapely.get_coordinates(geom)
+        out.update(int(c) for c in latlng_to_cells(xy[:, 1], xy[:, 0], res))
+    return out
+
+
+class WardIndex:
+    def __init__(self, wards: Wards, res: int | None = None):
+        self.wards = wards
+        self.res = res if res is not None else index_resolution(wards)
+        res = self.res
+        self.margin = _margin_deg(res, wards.bounds)
+        self.geoms = np.array(wards.geoms, dtype=object)
+        shapely.prepare(self.geoms)
+        inner: dict[int, int] = {}
+        touching: dict[int, list[int]] = defaultdict(list)
+        for w, geom in enumerate(wards.geoms):
+            grown = _polygonal_buffer(geom, self.margin)
+            shrunk = _polygonal_buffer(geom, -self.margin)
+            for cell in _cells(grown, res, "overlap"):
+                touching[cell].append(w)
+            full = np.array(sorted(_cells(shrunk, res, "full")), dtype=np.uint64)
+            for cell in full[_cells_within(full, geom, self.margin)]:
+                inner[int(cell)] = w
+        # A cell inside one ward's shrunk polygon may still touch a neighbour's grown one only
+        # if wards overlap; then it is tested exactly like any boundary cell.
+        interior = {c: w for c, w in inner.items() if touching.get(c) == [w]}
+        self.interior_cells = np.array(sorted(interior), dtype=np.uint64)
+        self.interior_ward = np.array([interior[c] for c in sorted(interior)], dtype=np.int32)
+        edge = sorted(c for c in touching if c not in interior)
+        self.edge_cells = np.array(edge, dtype=np.uint64)
+        offsets = np.zeros(len(edge) + 1, dtype=np.int64)
+        offsets[1:] = np.cumsum([len(touching[c]) for c in edge])
+        self.edge_offsets = offsets
+        self.edge_wards = np.array([w for c in edge for w in touching[c]], dtype=np.int32)
+
+    def assign(self, cells15: np.ndarray, lat: np.ndarray, lng: np.ndarray) -> np.ndarray:
+        """Ward index (into ``wards``) of each point, or -1 for a point outside every ward."""
+        n = len(cells15)
+        out = np.full(n, -1, dtype=np.int32)
+        if n == 0:
+            return out
+        parents = parent_np(cells15, self.res)
+        _lookup_into(out, parents, self.interior_cells, self.interior_ward)
+        pos = _positions(parents, self.edge_cells)
+        at_edge = np.flatnonzero(pos >= 0)
+        if len(at_edge):
+            out[at_edge] = self._exact(at_edge, pos[at_edge], lat, lng)
+        return out
+
+    def _exact(self, idx: np.ndarray, pos: np.ndarray, lat: np.ndarray, lng: np.ndarray) -> np.ndarray:
+        starts, ends = self.edge_offsets[pos], self.edge_offsets[pos + 1]
+        counts = ends - starts
+        point = np.repeat(np.arange(len(idx)), counts)
+        cand = self.edge_wards[np.repeat(starts, counts) + _ramp(counts)]
+        hit = np.zeros(len(cand), dtype=bool)
+        x, y = lng[idx][point], lat[idx][point]
+        for w in np.unique(cand):
+            m = cand == w
+            hit[m] = shapely.intersects_xy(self.geoms[w], x[m], y[m])
+        result = np.full(len(idx), -1, dtype=np.int32)
+        # The first candidate that holds the point wins, so a point on a shared edge gets one ward.
+        first = np.flatnonzero(hit)[::-1]
+        result[point[first]] = cand[first]
+        return result
+
+
+def index_resolution(wards: Wards) -> int:
+    """The coarsest resolution at which a typical ward spans about 60 cells."""
+    typical_km2 = float(np.median(wards.areas_km2))
+    for res in range(_MIN_RES, _MAX_RES + 1):
+        if h3.average_hexagon_area(res, unit="km^2") * _CELLS_PER_WARD <= typical_km2:
+            return res
+    return _MAX_RES
+
+
+def _margin_deg(res: int, bounds: tuple[float, float, float, float]) -> float:
+    """The spill margin in degrees, sized for the study area's longitude scale (the larger)."""
+    edge_m = h3.average_hexagon_edge_length(res, unit="m") * 1.2  # cells vary about the mean
+    widest = max(abs(bounds[1]), abs(bounds[3]))
+    return _SPILL * edge_m / (111_320.0 * max(np.cos(np.radians(widest)), 0.05))
+
+
+def _cells_within(cells: np.ndarray, geom: shapely.Geometry, margin: float) -> np.ndarray:
+    """Which cells' polygons, grown by the margin, lie inside ``geom`` (checked exactly)."""
+    if len(cells) == 0:
+        return np.zeros(0, dtype=bool)
+    polys = shapely.polygons(
+        [[(lng, lat) for lat, lng in h3.cell_to_boundary(h3.int_to_str(int(c)))] for c in cells]
+    )
+    grown = shapely.buffer(polys, margin, quad_segs=2, join_style="mitre")
+    shapely.prepare(geom)
+    return shapely.contains(geom, grown)
+
+
+def _ramp(counts: np.ndarray) -> np.ndarray:
+    """0, 1, ..., k-1 for each k in counts, concatenated."""
+    total = int(counts.sum())
+    starts = np.repeat(np.cumsum(counts) - counts, counts)
+    return np.arange(total) - starts
+
+
+def _positions(keys: np.ndarray, table: np.ndarray) -> np.ndarray:
+    if len(table) == 0:
+        return np.full(len(keys), -1, dtype=np.int64)
+    pos = np.searchsorted(table, keys)
+    pos = np.minimum(pos, len(table) - 1)
+    return np.where(table[pos] == keys, pos, -1)
+
+
+def _lookup_into(out: np.ndarray, keys: np.ndarray, table: np.ndarray, values: np.ndarray) -> None:
+    pos = _positions(keys, table)
+    found = pos >= 0
+    out[found] = values[pos[found]]
+
+
+def _polygonal_buffer(geom: shapely.Geometry, distance: float) -> shapely.Geometry:
+    buffered = shapely.buffer(geom, distance, quad_segs=2, join_style="mitre")
+    return buffered if not buffered.is_empty else shapely.Polygon()
