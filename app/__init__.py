@@ -1,0 +1,1 @@
+"""Common Ground: the engine (ingest, warehouse, analytics, export) and the Streamlit UI."""

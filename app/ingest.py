@@ -1,0 +1,632 @@
+"""Load the catalogue's datasets into the warehouse, quarantining every row it cannot place.
+
+The promise to a partner agency is reconciliation: for every dataset and every file,
+rows read = rows loaded + rows quarantined, and each quarantined row keeps its file, row number,
+reason and raw content. Validation that SQL can do (coordinates, times, weights) happens in one
+DuckDB pass; placing points (H3 cell, ward) happens in numpy on the rows that survived.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+from pyproj import Transformer
+
+from app.boundaries import BoundaryError, Wards, read_wards
+from app.catalog import Catalog, Dataset, load_catalog
+from app.h3cells import latlng_to_cells
+from app.readers import Source, SourceError, open_source
+from app.ward_index import WardIndex
+from app.warehouse import connect, load_lock, writable_copy
+
+# Reason codes, in the order they are tested: a row gets the first that applies.
+REASONS = {
+    "malformed_row": "the row has more or fewer fields than the header",
+    "bad_encoding": "the row has bytes that are not valid in the file's encoding",
+    "not_a_point": "the feature's geometry is not a point",
+    "missing_coordinates": "no coordinates",
+    "bad_coordinates": "coordinates are not numbers",
+    "zero_coordinates": "coordinates are 0, 0 (a common placeholder for unknown)",
+    "invalid_coordinates": "coordinates are out of range for their system",
+    "missing_time": "no date or time",
+    "bad_time": "the date or time does not match the catalogue's time_format",
+    "future_time": "the date is in the future",
+    "bad_weight": "the weight is not a number",
+    "swapped_coordinates": "outside the study area, but inside with latitude and longitude swapped",
+    "outside_study_area": "the point lies outside every ward of the study area",
+}
+_REASON_KEY = {
+    "missing_coordinates": "coords",
+    "bad_coordinates": "coords",
+    "zero_coordinates": "coords",
+    "invalid_coordinates": "coords",
+    "swapped_coordinates": "coords",
+    "outside_study_area": "coords",
+    "missing_time": "time",
+    "bad_time": "time",
+    "future_time": "time",
+    "bad_weight": "weight",
+}
+_POINT_RE = r"^\(?\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*,\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*\)?$"
+_EARLIEST = dt.datetime(1900, 1, 1)
+
+Progress = Callable[[str, float], None]
+
+
+class LoadError(RuntimeError):
+    """The load could not run at all (catalogue or boundaries unusable)."""
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def quote_ident(name: str) -> str:
+    """A column name of a source file as a SQL identifier (names come from files, not users)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+# --------------------------------------------------------------------------------------------
+# The load as a whole
+
+
+def load(
+    catalog_path: str | Path,
+    db_path: str | Path,
+    progress: Progress | None = None,
+    now: dt.datetime | None = None,
+    force: bool = False,
+) -> dict:
+    """Load or refresh the warehouse from a catalogue; return the load report.
+
+    Unchanged datasets are skipped; a changed one is replaced whole, in its own transaction, so
+    a failure leaves its previous version in place. Raises LoadError only when nothing can be
+    loaded (an unusable catalogue or boundary file).
+    """
+    started = time.perf_counter()
+    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    db_path = Path(db_path)
+    catalog = load_catalog(catalog_path)
+    progress = progress or (lambda _msg, _frac: None)
+    boundary_hash = file_sha256(catalog.study_area.boundaries)
+    file_hashes = {d.id: [file_sha256(f) for f in d.files] for d in catalog.datasets}
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+
+    with load_lock(db_path):
+        previous = _stored_state(db_path)
+        boundaries_changed = force or previous.get("boundary_hash") != boundary_hash
+        todo = [
+            d
+            for d in catalog.datasets
+            if boundaries_changed or previous["datasets"].get(d.id) != _fingerprint(d, file_hashes)
+        ]
+        obsolete = set(previous["datasets"]) - {d.id for d in catalog.datasets}
+        results: dict[str, dict] = {}
+        study_area: dict = previous.get("study_area", {})
+        if todo or obsolete or boundaries_changed:
+            with writable_copy(db_path) as con:
+                if boundaries_changed:
+                    wards = _load_wards(con, catalog, boundary_hash)
+                else:
+                    wards = _stored_wards(con)
+                study_area = _study_area_summary(catalog, wards)
+                con.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('study_area', ?)", [json.dumps(study_area)]
+                )
+                for ds_id in sorted(obsolete):
+                    _drop_dataset(con, ds_id)
+                index = WardIndex(wards) if todo else None
+                for i, ds in enumerate(todo):
+                    progress(f"{ds.id} ({i + 1}/{len(todo)})", i / len(todo))
+                    results[ds.id] = _load_dataset_atomically(
+                        con, ds, file_hashes[ds.id], wards, index, now
+                    )
+                progress("done", 1.0)
+                stored = _stored_reports(con)
+        else:
+            with connect(db_path, read_only=True) as con:
+                stored = _stored_reports(con)
+
+    reports = []
+    for ds in catalog.datasets:
+        if ds.id in results and results[ds.id]["status"] == "failed":
+            kept = stored.get(ds.id)
+            entry = dict(results[ds.id])
+            entry["previous_version_kept"] = kept is not None
+            reports.append(entry)
+        elif ds.id in results:
+            reports.append(results[ds.id])
+        else:
+            reports.append({**stored.get(ds.id, {}), "status": "unchanged"})
+    return {
+        "catalog": str(catalog.path),
+        "db": str(db_path),
+        "study_area": study_area,
+        "datasets": reports,
+        "totals": _totals(reports),
+        "load_seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def _fingerprint(ds: Dataset, file_hashes: dict[str, list[str]]) -> str:
+    return hashlib.sha256((ds.entry_hash() + "".join(file_hashes[ds.id])).encode()).hexdigest()
+
+
+def _stored_state(db_path: Path) -> dict:
+    state: dict = {"datasets": {}}
+    if not db_path.exists():
+        return state
+    with connect(db_path, read_only=True) as con:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        if not {"meta", "datasets"} <= tables:
+            return state
+        meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
+        state["boundary_hash"] = meta.get("boundary_hash")
+        state["study_area"] = json.loads(meta.get("study_area", "{}"))
+        for ds_id, files_json in con.execute("SELECT id, files_json FROM datasets").fetchall():
+            state["datasets"][ds_id] = json.loads(files_json).get("fingerprint")
+    return state
+
+
+def _stored_reports(con: duckdb.DuckDBPyConnection) -> dict[str, dict]:
+    return {
+        ds_id: json.loads(report)
+        for ds_id, report in con.execute("SELECT id, report_json FROM datasets").fetchall()
+    }
+
+
+def _totals(reports: list[dict]) -> dict:
+    keys = ("rows_read", "rows_loaded", "rows_quarantined")
+    totals = {k: sum(r.get(k, 0) for r in reports) for k in keys}
+    totals["datasets_failed"] = sum(r.get("status") == "failed" for r in reports)
+    return totals
+
+
+# --------------------------------------------------------------------------------------------
+# Wards
+
+
+def _load_wards(con: duckdb.DuckDBPyConnection, catalog: Catalog, boundary_hash: str) -> Wards:
+    try:
+        wards = read_wards(catalog.study_area)
+    except BoundaryError as exc:
+        raise LoadError(str(exc)) from exc
+    frame = wards.frame()  # noqa: F841 - read by DuckDB below
+    con.execute("BEGIN TRANSACTION")
+    con.execute("DELETE FROM wards")
+    con.execute("INSERT INTO wards SELECT * FROM frame")
+    con.execute("INSERT OR REPLACE INTO meta VALUES ('boundary_hash', ?)", [boundary_hash])
+    con.execute("INSERT OR REPLACE INTO meta VALUES ('boundary_notes', ?)", [json.dumps(wards.notes)])
+    # Every dataset's ward codes depend on the boundaries: they are all reloaded below.
+    con.execute("COMMIT")
+    return wards
+
+
+def _stored_wards(con: duckdb.DuckDBPyConnection) -> Wards:
+    import shapely
+
+    rows = con.execute(
+        "SELECT code, name, population, area_km2, geom_wkb FROM wards ORDER BY code"
+    ).fetchall()
+    meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
+    return Wards(
+        codes=[r[0] for r in rows],
+        names=[r[1] for r in rows],
+        populations=[r[2] for r in rows],
+        geoms=[shapely.from_wkb(r[4]) for r in rows],
+        areas_km2=[r[3] for r in rows],
+        notes=json.loads(meta.get("boundary_notes", "[]")),
+    )
+
+
+def _study_area_summary(catalog: Catalog, wards: Wards) -> dict:
+    sa = catalog.study_area
+    pops = [p for p in wards.populations if p is not None]
+    return {
+        "name": sa.name,
+        "boundaries": str(sa.boundaries),
+        "vintage": sa.vintage,
+        "attribution": sa.attribution,
+        "wards": len(wards),
+        "population": sum(pops) if pops else None,
+        "area_km2": round(sum(wards.areas_km2), 3),
+        "bounds": [round(float(b), 6) for b in wards.bounds],
+        "notes": wards.notes,
+    }
+
+
+def _drop_dataset(con: duckdb.DuckDBPyConnection, ds_id: str) -> None:
+    con.execute("BEGIN TRANSACTION")
+    for table, column in (("events", "dataset"), ("quarantine", "dataset"), ("datasets", "id")):
+        con.execute(f"DELETE FROM {table} WHERE {column} = ?", [ds_id])
+    con.execute("COMMIT")
+
+
+# --------------------------------------------------------------------------------------------
+# One dataset
+
+
+def _load_dataset_atomically(
+    con: duckdb.DuckDBPyConnection,
+    ds: Dataset,
+    hashes: list[str],
+    wards: Wards,
+    index: WardIndex,
+    now: dt.datetime,
+) -> dict:
+    started = time.perf_counter()
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("DELETE FROM events WHERE dataset = ?", [ds.id])
+        con.execute("DELETE FROM quarantine WHERE dataset = ?", [ds.id])
+        files = [
+            load_file(con, ds, f, h, wards, index, now) for f, h in zip(ds.files, hashes, strict=True)
+        ]
+        report = _dataset_report(con, ds, files, time.perf_counter() - started)
+        _record_dataset(con, ds, hashes, report)
+        con.execute("COMMIT")
+        return report
+    except (SourceError, duckdb.Error, ValueError) as exc:
+        con.execute("ROLLBACK")
+        return {
+            "id": ds.id,
+            "title": ds.title,
+            "agency": ds.agency,
+            "kind": ds.kind,
+            "status": "failed",
+            "error": f"dataset '{ds.id}': {exc}",
+        }
+    finally:
+        for table in ("src", "stage"):
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def _record_dataset(con: duckdb.DuckDBPyConnection, ds: Dataset, hashes: list[str], report: dict) -> None:
+    entry = asdict(ds)
+    entry["files"] = [str(f) for f in ds.files]
+    files = {
+        "fingerprint": _fingerprint(ds, {ds.id: hashes}),
+        "files": [{"path": str(f), "sha256": h} for f, h in zip(ds.files, hashes, strict=True)],
+    }
+    con.execute("DELETE FROM datasets WHERE id = ?", [ds.id])
+    con.execute(
+        "INSERT INTO datasets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
+        [
+            ds.id,
+            ds.title,
+            ds.agency,
+            ds.kind,
+            ds.sharing,
+            ds.licence,
+            ds.attribution,
+            ds.owner,
+            ds.description,
+            json.dumps(entry),
+            ds.entry_hash(),
+            json.dumps(files),
+            json.dumps(report),
+        ],
+    )
+
+
+def _dataset_report(
+    con: duckdb.DuckDBPyConnection, ds: Dataset, files: list[dict], seconds: float
+) -> dict:
+    by_reason: dict[str, int] = {}
+    for f in files:
+        for reason, n in f["quarantined_by_reason"].items():
+            by_reason[reason] = by_reason.get(reason, 0) + n
+    tmin, tmax, categories = con.execute(
+        "SELECT min(ts), max(ts), count(DISTINCT category) FROM events WHERE dataset = ?", [ds.id]
+    ).fetchone()
+    rows_read = sum(f["rows_read"] for f in files)
+    return {
+        "id": ds.id,
+        "title": ds.title,
+        "agency": ds.agency,
+        "kind": ds.kind,
+        "sharing": ds.sharing,
+        "status": "loaded",
+        "rows_read": rows_read,
+        "rows_loaded": sum(f["rows_loaded"] for f in files),
+        "rows_quarantined": sum(f["rows_quarantined"] for f in files),
+        "quarantined_by_reason": dict(sorted(by_reason.items(), key=lambda kv: -kv[1])),
+        "category_unknown": sum(f["category_unknown"] for f in files),
+        "categories": categories,
+        "time_min": tmin.isoformat() if tmin else None,
+        "time_max": tmax.isoformat() if tmax else None,
+        "files": files,
+        "load_seconds": round(seconds, 3),
+        "rows_per_second": round(rows_read / seconds) if seconds > 0 else None,
+    }
+
+
+def load_file(
+    con: duckdb.DuckDBPyConnection,
+    ds: Dataset,
+    file: Path,
+    sha256: str,
+    wards: Wards,
+    index: WardIndex,
+    now: dt.datetime,
+) -> dict:
+    """Stage one file, place its valid rows, write events and quarantine; return its counts."""
+    source = open_source(con, ds, file)
+    _check_columns(ds, file, source)
+    _stage(con, ds, source, now)
+    rows, lat, lon = _candidates(con, ds)
+    cells = latlng_to_cells(lat, lon) if len(rows) else np.zeros(0, dtype=np.uint64)
+    ward_idx = index.assign(cells, lat, lon)
+    reason = np.full(len(rows), None, dtype=object)
+    outside = ward_idx < 0
+    if outside.any():
+        reason[outside] = _outside_reason(ds, lat[outside], lon[outside], index)
+    codes = np.array(wards.codes, dtype=object)
+    placed = pa.table(
+        {
+            "__row": pa.array(rows, type=pa.int64()),
+            "lat": pa.array(lat),
+            "lon": pa.array(lon),
+            "h3": pa.array(cells, type=pa.uint64()),
+            "ward_code": pa.array(np.where(outside, None, codes[np.maximum(ward_idx, 0)]), type=pa.string()),
+            "geo_reason": pa.array(reason, type=pa.string()),
+        }
+    )
+    con.register("placed", placed)
+    try:
+        con.execute(
+            """
+            INSERT INTO events
+            SELECT ?, s.__agency, ?, s.__category, s.__ts, p.lat, p.lon, s.__weight,
+                   s.__record_id, p.h3, p.ward_code, ?, s.__row
+            FROM stage s JOIN placed p USING (__row)
+            WHERE p.geo_reason IS NULL
+            ORDER BY p.h3
+            """,
+            [ds.id, ds.kind, str(file)],
+        )
+        raw = _raw_json_sql(source)
+        con.execute(
+            f"""
+            INSERT INTO quarantine
+            SELECT ?, ?, s.__row, q.reason, q.column_name, {raw}
+            FROM (
+                SELECT __row, __reason AS reason, __column AS column_name FROM stage
+                WHERE __reason IS NOT NULL
+                UNION ALL
+                SELECT __row, geo_reason, ? FROM placed WHERE geo_reason IS NOT NULL
+            ) q JOIN src s USING (__row)
+            """,
+            [ds.id, str(file), _coord_columns(ds)],
+        )
+    finally:
+        con.unregister("placed")
+    return _file_report(con, ds, file, sha256, source)
+
+
+def _file_report(con: duckdb.DuckDBPyConnection, ds: Dataset, file: Path, sha256: str, source: Source) -> dict:
+    loaded = con.execute(
+        "SELECT count(*) FROM events WHERE dataset = ? AND source_file = ?", [ds.id, str(file)]
+    ).fetchone()[0]
+    by_reason = dict(
+        con.execute(
+            """SELECT reason, count(*) FROM quarantine WHERE dataset = ? AND source_file = ?
+               GROUP BY reason ORDER BY count(*) DESC""",
+            [ds.id, str(file)],
+        ).fetchall()
+    )
+    unknown = con.execute(
+        "SELECT count(*) FROM events WHERE dataset = ? AND source_file = ? AND category = 'unknown'",
+        [ds.id, str(file)],
+    ).fetchone()[0]
+    quarantined = sum(by_reason.values())
+    if loaded + quarantined != source.rows:
+        raise RuntimeError(
+            f"{file}: reconciliation failed: {source.rows} read, {loaded} loaded, {quarantined} quarantined"
+        )
+    return {
+        "path": str(file),
+        "sha256": sha256,
+        "reader": source.reader,
+        "rows_read": source.rows,
+        "rows_loaded": loaded,
+        "rows_quarantined": quarantined,
+        "quarantined_by_reason": by_reason,
+        "category_unknown": unknown,
+    }
+
+
+def _check_columns(ds: Dataset, file: Path, source: Source) -> None:
+    missing = [(key, col) for key, col in ds.source_columns().items() if col not in source.columns]
+    if not missing:
+        return
+    names = list(source.columns)
+    hint = ""
+    if len(names) == 1:
+        for delim in (";", "\t", "|", ","):
+            if delim != ds.delimiter and delim in names[0]:
+                hint = f"; the header looks {delim!r}-separated: set delimiter = {delim!r}"
+                break
+    listed = ", ".join(f"'{col}' (key '{key}')" for key, col in missing)
+    shown = ", ".join(names[:30]) + (" ..." if len(names) > 30 else "")
+    raise SourceError(f"{file}: column {listed} not in the file (its columns: {shown}){hint}")
+
+
+def _coord_columns(ds: Dataset) -> str:
+    cols = {
+        "latlon": (ds.lat, ds.lon),
+        "xy": (ds.x, ds.y),
+        "point": (ds.point,),
+        "geometry": ("geometry",),
+    }[ds.location_mode]
+    return "+".join(c for c in cols if c)
+
+
+def _raw_json_sql(source: Source) -> str:
+    """The source row as a JSON object of its own columns (the file's, not ours)."""
+    parts = [f"'{name.replace(chr(39), chr(39) * 2)}', s.{quote_ident(name)}" for name in source.columns]
+    if not parts:
+        return "NULL"
+    # json_object takes at most a few hundred arguments per call; merge chunks for wide files.
+    chunks = [parts[i : i + 100] for i in range(0, len(parts), 100)]
+    objects = [f"json_object({', '.join(chunk)})" for chunk in chunks]
+    return objects[0] if len(objects) == 1 else f"json_merge_patch({', '.join(objects)})"
+
+
+def _text(col: str) -> str:
+    return f"NULLIF(TRIM(CAST(s.{quote_ident(col)} AS VARCHAR)), '')"
+
+
+def _time_sql(ds: Dataset, source: Source, params: dict) -> tuple[str, str]:
+    """SQL for (the time text, the parsed TIMESTAMP) of a row; format lists are bound."""
+    col_type = source.columns[ds.time].upper()
+    text = _text(ds.time)
+    if col_type.startswith(("TIMESTAMP", "DATE")):
+        parsed = f"CAST(s.{quote_ident(ds.time)} AS TIMESTAMP)"
+    elif ds.time_format:
+        params["time_formats"] = list(ds.time_format)
+        parsed = f"CAST(try_strptime({text}, $time_formats::VARCHAR[]) AS TIMESTAMP)"
+    else:
+        parsed = f"CAST(TRY_CAST({text} AS TIMESTAMPTZ) AS TIMESTAMP)"
+    if ds.time_of_day:
+        tod = _text(ds.time_of_day)
+        params["tod_format"] = ds.time_of_day_format or "%H:%M:%S"
+        tod_parsed = f"CAST(try_strptime({tod}, $tod_format) AS TIMESTAMP)"
+        parsed = (
+            f"CASE WHEN {tod} IS NULL THEN date_trunc('day', {parsed}) "
+            f"ELSE date_trunc('day', {parsed}) + ({tod_parsed} - TIMESTAMP '1900-01-01') END"
+        )
+    return text, parsed
+
+
+def _coords_sql(ds: Dataset, params: dict) -> tuple[str, str, str, str]:
+    """SQL for (first text, second text, first number, second number) of a row's place."""
+    mode = ds.location_mode
+    if mode == "latlon":
+        a, b = _text(ds.lat), _text(ds.lon)
+    elif mode == "xy":
+        a, b = _text(ds.x), _text(ds.y)
+    elif mode == "point":
+        params["point_re"] = _POINT_RE
+        t = _text(ds.point)
+        a = f"NULLIF(regexp_extract({t}, $point_re, 1), '')"
+        b = f"NULLIF(regexp_extract({t}, $point_re, 2), '')"
+        # Text present but not of the "(lat, lon)" shape: keep it so it reads as bad, not missing.
+        a = f"CASE WHEN {t} IS NOT NULL THEN coalesce({a}, {t}) END"
+        b = f"CASE WHEN {t} IS NOT NULL THEN coalesce({b}, {t}) END"
+    else:
+        a, b = "CAST(s.__gy AS VARCHAR)", "CAST(s.__gx AS VARCHAR)"
+    return a, b, f"TRY_CAST({a} AS DOUBLE)", f"TRY_CAST({b} AS DOUBLE)"
+
+
+def _stage(con: duckdb.DuckDBPyConnection, ds: Dataset, source: Source, now: dt.datetime) -> None:
+    """One SQL pass: parse every row and give the first reason it cannot be loaded, if any."""
+    params: dict = {}
+    a_txt, b_txt, a_num, b_num = _coords_sql(ds, params)
+    t_txt, t_parsed = _time_sql(ds, source, params)
+    if ds.location_mode == "xy":
+        out_of_range = "NOT (isfinite(__a) AND isfinite(__b))"
+    else:  # a = latitude, b = longitude
+        out_of_range = "NOT (abs(__a) <= 90 AND abs(__b) <= 180)"
+    weight_txt = _text(ds.weight) if ds.weight else "NULL"
+    category = _text(ds.category)
+    agency = f"coalesce({_text(ds.agency_column)}, $agency)" if ds.agency_column else "$agency"
+    record_id = _text(ds.record_id) if ds.record_id else "NULL::VARCHAR"
+    params.update(agency=ds.agency, latest=now + dt.timedelta(days=1), earliest=_EARLIEST)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE stage AS
+        WITH parsed AS (
+            SELECT s.__row, s.__problem,
+                   {a_txt} AS __a_txt, {b_txt} AS __b_txt, {a_num} AS __a, {b_num} AS __b,
+                   {t_txt} AS __t_txt, {t_parsed} AS __ts,
+                   {weight_txt} AS __w_txt, TRY_CAST({weight_txt} AS DOUBLE) AS __w,
+                   coalesce({category}, 'unknown') AS __category,
+                   {agency} AS __agency, {record_id} AS __record_id
+            FROM src s
+        )
+        SELECT __row, __a, __b, __ts, __category, __agency, __record_id,
+               coalesce(__w, 1.0) AS __weight,
+               CASE
+                   WHEN __problem IS NOT NULL THEN __problem
+                   WHEN __a_txt IS NULL OR __b_txt IS NULL THEN 'missing_coordinates'
+                   WHEN __a IS NULL OR __b IS NULL THEN 'bad_coordinates'
+                   WHEN __a = 0 AND __b = 0 THEN 'zero_coordinates'
+                   WHEN {out_of_range} THEN 'invalid_coordinates'
+                   WHEN __t_txt IS NULL AND __ts IS NULL THEN 'missing_time'
+                   WHEN __ts IS NULL THEN 'bad_time'
+                   WHEN __ts > $latest::TIMESTAMP THEN 'future_time'
+                   WHEN __ts < $earliest::TIMESTAMP THEN 'bad_time'
+                   WHEN __w_txt IS NOT NULL AND __w IS NULL THEN 'bad_weight'
+               END AS __reason
+        FROM parsed
+        """,
+        params,
+    )
+    columns = {
+        "coords": _coord_columns(ds),
+        "time": ds.time + (f"+{ds.time_of_day}" if ds.time_of_day else ""),
+        "weight": ds.weight,
+    }
+    con.execute(
+        """ALTER TABLE stage ADD COLUMN __column VARCHAR;
+           UPDATE stage SET __column = map_extract(?::MAP(VARCHAR, VARCHAR),
+                 map_extract(?::MAP(VARCHAR, VARCHAR), __reason)[1])[1]
+           WHERE __reason IS NOT NULL""",
+        [
+            {k: v for k, v in columns.items() if v},
+            _REASON_KEY,
+        ],
+    )
+
+
+def _candidates(con: duckdb.DuckDBPyConnection, ds: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row numbers and WGS84 latitude, longitude of the rows that passed validation."""
+    got = con.execute("SELECT __row, __a, __b FROM stage WHERE __reason IS NULL").fetchnumpy()
+    rows = np.asarray(got["__row"], dtype=np.int64)
+    a = np.asarray(got["__a"], dtype=np.float64)
+    b = np.asarray(got["__b"], dtype=np.float64)
+    if ds.location_mode != "xy":
+        return rows, a, b
+    transformer = Transformer.from_crs(ds.crs, "EPSG:4326", always_xy=True)
+    lon, lat = transformer.transform(a, b)
+    lat, lon = np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64)
+    bad = ~(np.isfinite(lat) & np.isfinite(lon) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180))
+    if bad.any():
+        # Mark these as out of range in the stage; they take no further part.
+        con.register("bad_rows", pa.table({"__row": rows[bad]}))
+        con.execute(
+            """UPDATE stage SET __reason = 'invalid_coordinates', __column = ?
+               WHERE __row IN (SELECT __row FROM bad_rows)""",
+            [_coord_columns(ds)],
+        )
+        con.unregister("bad_rows")
+        rows, lat, lon = rows[~bad], lat[~bad], lon[~bad]
+    return rows, lat, lon
+
+
+def _outside_reason(ds: Dataset, lat: np.ndarray, lon: np.ndarray, index: WardIndex) -> np.ndarray:
+    """'swapped_coordinates' where latitude and longitude swapped would land in a ward."""
+    reason = np.full(len(lat), "outside_study_area", dtype=object)
+    if ds.location_mode in ("latlon", "point"):
+        ok = np.abs(lon) <= 90
+        if ok.any():
+            sw_lat, sw_lon = lon[ok], lat[ok]
+            inside = index.assign(latlng_to_cells(sw_lat, sw_lon), sw_lat, sw_lon) >= 0
+            sub = reason[ok]
+            sub[inside] = "swapped_coordinates"
+            reason[ok] = sub
+    return reason

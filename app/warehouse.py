@@ -1,0 +1,133 @@
+"""The DuckDB warehouse: schema, read-only access, and loads that readers never see half-done.
+
+DuckDB lets one process write a file or many read it, not both. A load therefore works on a
+copy of the warehouse and, when every dataset has been committed or rolled back, renames the
+copy over the original. A dashboard that opened the old file keeps reading it (the inode lives
+while it is open) and sees the new one on its next connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+CREATE TABLE IF NOT EXISTS wards (
+    code VARCHAR PRIMARY KEY,
+    name VARCHAR NOT NULL,
+    population DOUBLE,
+    area_km2 DOUBLE NOT NULL,
+    geom_wkb BLOB NOT NULL,
+    geojson VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    dataset VARCHAR NOT NULL,
+    agency VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,
+    category VARCHAR NOT NULL,
+    ts TIMESTAMP NOT NULL,
+    lat DOUBLE NOT NULL,
+    lon DOUBLE NOT NULL,
+    weight DOUBLE NOT NULL,
+    record_id VARCHAR,
+    h3 UBIGINT NOT NULL,
+    ward_code VARCHAR NOT NULL,
+    source_file VARCHAR NOT NULL,
+    source_row BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+    dataset VARCHAR NOT NULL,
+    source_file VARCHAR NOT NULL,
+    source_row BIGINT NOT NULL,
+    reason VARCHAR NOT NULL,
+    column_name VARCHAR,
+    raw VARCHAR
+);
+CREATE TABLE IF NOT EXISTS datasets (
+    id VARCHAR PRIMARY KEY,
+    title VARCHAR NOT NULL,
+    agency VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,
+    sharing VARCHAR NOT NULL,
+    licence VARCHAR,
+    attribution VARCHAR,
+    owner VARCHAR,
+    description VARCHAR,
+    entry_json VARCHAR NOT NULL,
+    entry_hash VARCHAR NOT NULL,
+    files_json VARCHAR NOT NULL,
+    report_json VARCHAR NOT NULL,
+    loaded_at TIMESTAMP NOT NULL
+);
+"""
+
+
+def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A connection with the session settings every query here assumes (UTC, bounded memory)."""
+    con = duckdb.connect(str(path), read_only=read_only)
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET memory_limit = '1GB'")
+    return con
+
+
+def open_readonly(path: str | Path) -> duckdb.DuckDBPyConnection:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no warehouse yet; run `python -m app load` first")
+    return connect(path, read_only=True)
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(SCHEMA)
+    con.execute(
+        "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
+    )
+
+
+@contextlib.contextmanager
+def load_lock(path: Path) -> Iterator[None]:
+    """One load at a time per warehouse; a second waits rather than racing the rename."""
+    lock_path = path.with_name(path.name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def writable_copy(path: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection to a private copy of the warehouse that replaces it when the block ends.
+
+    If the block raises, the copy is thrown away and the warehouse is exactly as it was.
+    """
+    path = Path(path)
+    work = path.with_name(path.name + ".loading")
+    for stale in (work, work.with_name(work.name + ".wal")):
+        stale.unlink(missing_ok=True)
+    if path.exists():
+        shutil.copyfile(path, work)
+    con = connect(work)
+    try:
+        ensure_schema(con)
+        yield con
+        con.execute("CHECKPOINT")
+        con.close()
+        os.replace(work, path)
+    except BaseException:
+        con.close()
+        work.unlink(missing_ok=True)
+        raise
+    finally:
+        work.with_name(work.name + ".wal").unlink(missing_ok=True)
