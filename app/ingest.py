@@ -367,13 +367,13 @@ def load_file(
     source = open_source(con, ds, file)
     _check_columns(ds, file, source)
     _stage(con, ds, source, now)
-    rows, lat, lon = _candidates(con, ds)
+    rows, lat, lon, raw_a, raw_b = _candidates(con, ds)
     cells = latlng_to_cells(lat, lon) if len(rows) else np.zeros(0, dtype=np.uint64)
     ward_idx = index.assign(cells, lat, lon)
     reason = np.full(len(rows), None, dtype=object)
     outside = ward_idx < 0
     if outside.any():
-        reason[outside] = _outside_reason(ds, lat[outside], lon[outside], index)
+        reason[outside] = _outside_reason(ds, raw_a[outside], raw_b[outside], index)
     codes = np.array(wards.codes, dtype=object)
     placed = pa.table(
         {
@@ -593,17 +593,16 @@ def _stage(con: duckdb.DuckDBPyConnection, ds: Dataset, source: Source, now: dt.
     )
 
 
-def _candidates(con: duckdb.DuckDBPyConnection, ds: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Row numbers and WGS84 latitude, longitude of the rows that passed validation."""
+def _candidates(con: duckdb.DuckDBPyConnection, ds: Dataset) -> tuple[np.ndarray, ...]:
+    """Row numbers, WGS84 latitude and longitude, and the coordinates as given in the file, of
+    the rows that passed validation."""
     got = con.execute("SELECT __row, __a, __b FROM stage WHERE __reason IS NULL").fetchnumpy()
     rows = np.asarray(got["__row"], dtype=np.int64)
     a = np.asarray(got["__a"], dtype=np.float64)
     b = np.asarray(got["__b"], dtype=np.float64)
     if ds.location_mode != "xy":
-        return rows, a, b
-    transformer = Transformer.from_crs(ds.crs, "EPSG:4326", always_xy=True)
-    lon, lat = transformer.transform(a, b)
-    lat, lon = np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64)
+        return rows, a, b, a, b
+    lat, lon = _to_wgs84(ds, a, b)
     bad = ~(np.isfinite(lat) & np.isfinite(lon) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180))
     if bad.any():
         # Mark these as out of range in the stage; they take no further part.
@@ -614,19 +613,32 @@ def _candidates(con: duckdb.DuckDBPyConnection, ds: Dataset) -> tuple[np.ndarray
             [_coord_columns(ds)],
         )
         con.unregister("bad_rows")
-        rows, lat, lon = rows[~bad], lat[~bad], lon[~bad]
-    return rows, lat, lon
+        rows, lat, lon, a, b = rows[~bad], lat[~bad], lon[~bad], a[~bad], b[~bad]
+    return rows, lat, lon, a, b
 
 
-def _outside_reason(ds: Dataset, lat: np.ndarray, lon: np.ndarray, index: WardIndex) -> np.ndarray:
-    """'swapped_coordinates' where latitude and longitude swapped would land in a ward."""
-    reason = np.full(len(lat), "outside_study_area", dtype=object)
-    if ds.location_mode in ("latlon", "point"):
-        ok = np.abs(lon) <= 90
-        if ok.any():
-            sw_lat, sw_lon = lon[ok], lat[ok]
-            inside = index.assign(latlng_to_cells(sw_lat, sw_lon), sw_lat, sw_lon) >= 0
-            sub = reason[ok]
-            sub[inside] = "swapped_coordinates"
-            reason[ok] = sub
+def _to_wgs84(ds: Dataset, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    transformer = Transformer.from_crs(ds.crs, "EPSG:4326", always_xy=True)
+    lon, lat = transformer.transform(x, y)
+    return np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64)
+
+
+def _outside_reason(ds: Dataset, a: np.ndarray, b: np.ndarray, index: WardIndex) -> np.ndarray:
+    """'swapped_coordinates' where the file's two coordinates, swapped, would land in a ward.
+
+    ``a`` and ``b`` are as given in the file: latitude and longitude, or x and y.
+    """
+    reason = np.full(len(a), "outside_study_area", dtype=object)
+    if len(a) == 0:
+        return reason
+    if ds.location_mode == "xy":
+        sw_lat, sw_lon = _to_wgs84(ds, b, a)
+    else:
+        sw_lat, sw_lon = b, a
+    ok = np.isfinite(sw_lat) & np.isfinite(sw_lon) & (np.abs(sw_lat) <= 90) & (np.abs(sw_lon) <= 180)
+    if ok.any():
+        inside = index.assign(latlng_to_cells(sw_lat[ok], sw_lon[ok]), sw_lat[ok], sw_lon[ok]) >= 0
+        sub = reason[ok]
+        sub[inside] = "swapped_coordinates"
+        reason[ok] = sub
     return reason
