@@ -73,6 +73,8 @@ DATASET_KEYS = {
     "delimiter",
     "encoding",
     "layer",
+    "thousands",
+    "null_values",
 }
 REQUIRED_DATASET_KEYS = ("id", "title", "agency", "kind", "path", "time", "category", "sharing")
 
@@ -131,6 +133,8 @@ class Dataset:
     delimiter: str = ","
     encoding: str = "utf-8"
     layer: str | None = None
+    thousands: str | None = None
+    null_values: tuple[str, ...] = ()
 
     @property
     def location_mode(self) -> str:
@@ -277,7 +281,7 @@ def _parse_dataset(
         if not _as_str(entry.get(key)):
             bad(key, "required, a non-empty string")
     for key, value in entry.items():
-        if key in DATASET_KEYS and key != "time_format" and not _as_str(value):
+        if key in DATASET_KEYS and key not in ("time_format", "null_values") and not _as_str(value):
             if key not in REQUIRED_DATASET_KEYS:
                 bad(key, "must be a non-empty string")
     if _as_str(ident) and not ID_PATTERN.match(ident):
@@ -328,6 +332,13 @@ def _parse_dataset(
     delimiter = entry.get("delimiter", ",")
     if isinstance(delimiter, str) and len(delimiter) != 1:
         bad("delimiter", "must be a single character")
+    thousands = entry.get("thousands")
+    if isinstance(thousands, str) and (len(thousands) != 1 or thousands in "0123456789.-+eE"):
+        bad("thousands", "must be one character that is not a digit, sign or decimal point")
+    null_values = entry.get("null_values", [])
+    if not isinstance(null_values, list) or not all(isinstance(v, str) for v in null_values):
+        bad("null_values", "must be a list of strings, e.g. [\"NULL\", \"N/A\"]")
+        null_values = []
 
     if len(problems) > before:
         return None
@@ -361,4 +372,6 @@ def _parse_dataset(
         delimiter=delimiter,
         encoding=entry.get("encoding", "utf-8"),
         layer=entry.get("layer"),
+        thousands=entry.get("thousands"),
+        null_values=tuple(null_values),
     )

@@ -132,7 +132,7 @@ def load(
                 for i, ds in enumerate(todo):
                     progress(f"{ds.id} ({i + 1}/{len(todo)})", i / len(todo))
                     results[ds.id] = _load_dataset_atomically(
-                        con, ds, file_hashes[ds.id], wards, index, now
+                        con, catalog, ds, file_hashes[ds.id], wards, index, now
                     )
                 progress("done", 1.0)
                 stored = _stored_reports(con)
@@ -261,6 +261,7 @@ def _drop_dataset(con: duckdb.DuckDBPyConnection, ds_id: str) -> None:
 
 def _load_dataset_atomically(
     con: duckdb.DuckDBPyConnection,
+    catalog: Catalog,
     ds: Dataset,
     hashes: list[str],
     wards: Wards,
@@ -279,7 +280,7 @@ def _load_dataset_atomically(
         _record_dataset(con, ds, hashes, report)
         con.execute("COMMIT")
         return report
-    except (SourceError, duckdb.Error, ValueError) as exc:
+    except Exception as exc:  # any failure rolls this dataset back; the others go on
         con.execute("ROLLBACK")
         return {
             "id": ds.id,
@@ -287,7 +288,7 @@ def _load_dataset_atomically(
             "agency": ds.agency,
             "kind": ds.kind,
             "status": "failed",
-            "error": f"dataset '{ds.id}': {exc}",
+            "error": f"{catalog.path}: dataset '{ds.id}': {exc}",
         }
     finally:
         for table in ("src", "stage"):
@@ -515,10 +516,11 @@ def _time_sql(ds: Dataset, source: Source, params: dict) -> tuple[str, str]:
 def _coords_sql(ds: Dataset, params: dict) -> tuple[str, str, str, str]:
     """SQL for (first text, second text, first number, second number) of a row's place."""
     mode = ds.location_mode
-    if mode == "latlon":
-        a, b = _text(ds.lat), _text(ds.lon)
-    elif mode == "xy":
-        a, b = _text(ds.x), _text(ds.y)
+    if mode in ("latlon", "xy"):
+        a, b = (_text(ds.lat), _text(ds.lon)) if mode == "latlon" else (_text(ds.x), _text(ds.y))
+        if ds.thousands:
+            params["thousands"] = ds.thousands
+            a, b = f"replace({a}, $thousands, '')", f"replace({b}, $thousands, '')"
     elif mode == "point":
         params["point_re"] = _POINT_RE
         t = _text(ds.point)

@@ -25,7 +25,8 @@ import shapely
 
 from app.catalog import Dataset
 
-MAX_FIELD_BYTES = 64 * 1024 * 1024
+# DuckDB sizes its read buffers from this; a longer line falls back to the exact reader.
+MAX_LINE_BYTES = 8 * 1024 * 1024
 _SURROGATE = re.compile("[\udc80-\udcff]")
 
 
@@ -79,14 +80,15 @@ def _open_csv(con: duckdb.DuckDBPyConnection, ds: Dataset, file: Path) -> Source
             CREATE TEMP TABLE src AS
             SELECT *, row_number() OVER () AS __row, NULL::VARCHAR AS __problem
             FROM read_csv(?, header = true, all_varchar = true, delim = ?, quote = '"',
-                          escape = '"', encoding = ?, max_line_size = ?, auto_detect = true)
+                          escape = '"', encoding = ?, max_line_size = ?, auto_detect = true,
+                          nullstr = ?)
             """,
-            [str(file), ds.delimiter, duck_encoding, MAX_FIELD_BYTES],
+            [str(file), ds.delimiter, duck_encoding, MAX_LINE_BYTES, ["", *ds.null_values]],
         )
         return Source(_columns(con), _count(con), "duckdb")
     except (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.IOException):
         con.execute("DROP TABLE IF EXISTS src")
-    table = read_csv_tolerant(file, ds.delimiter, ds.encoding)
+    table = read_csv_tolerant(file, ds.delimiter, ds.encoding, ds.null_values)
     con.register("src_arrow", table)
     try:
         con.execute("CREATE TEMP TABLE src AS SELECT * FROM src_arrow")
@@ -95,8 +97,11 @@ def _open_csv(con: duckdb.DuckDBPyConnection, ds: Dataset, file: Path) -> Source
     return Source(_columns(con), table.num_rows, "python")
 
 
-def read_csv_tolerant(file: Path, delimiter: str, encoding: str) -> pa.Table:
+def read_csv_tolerant(
+    file: Path, delimiter: str, encoding: str, null_values: tuple[str, ...] = ()
+) -> pa.Table:
     """Every row of a CSV file, marking rows with the wrong number of fields or bad bytes."""
+    nulls = {"", *null_values}
     csv.field_size_limit(sys.maxsize)
     opener = gzip.open if file.suffix == ".gz" else open
     try:
@@ -122,7 +127,7 @@ def read_csv_tolerant(file: Path, delimiter: str, encoding: str) -> pa.Table:
                     problem = problem or "bad_encoding"
                     record = [_replace_bad_bytes(v) for v in record]
                 for col, value in zip(columns, record, strict=True):
-                    col.append(value if value != "" else None)
+                    col.append(None if value in nulls else value)
                 problems.append(problem)
     except csv.Error as exc:
         raise SourceError(f"{file}: row {reader.line_num}: not readable as CSV: {exc}") from exc

@@ -1,0 +1,26 @@
+"""Where the dashboard finds the warehouse, and a read-only connection that follows reloads."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+
+from app.warehouse import open_readonly
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def warehouse_path() -> Path:
+    return Path(os.environ.get("COMMON_GROUND_DB", REPO / "data" / "warehouse.duckdb"))
+
+
+def version(path: Path) -> tuple[int, int]:
+    """Changes whenever a load renames a new warehouse into place."""
+    st = path.stat()
+    return st.st_ino, st.st_mtime_ns
+
+
+def connect(path: Path) -> duckdb.DuckDBPyConnection:
+    return open_readonly(path)
