@@ -269,19 +269,25 @@ def _load_dataset_atomically(
     now: dt.datetime,
 ) -> dict:
     started = time.perf_counter()
-    con.execute("BEGIN TRANSACTION")
+    tables = [f"src_{i}" for i in range(len(ds.files))]
+    in_transaction = False
     try:
+        sources = [open_source(con, ds, f, t) for f, t in zip(ds.files, tables, strict=True)]
+        con.execute("BEGIN TRANSACTION")
+        in_transaction = True
         con.execute("DELETE FROM events WHERE dataset = ?", [ds.id])
         con.execute("DELETE FROM quarantine WHERE dataset = ?", [ds.id])
         files = [
-            load_file(con, ds, f, h, wards, index, now) for f, h in zip(ds.files, hashes, strict=True)
+            load_file(con, ds, f, h, src, t, wards, index, now)
+            for f, h, src, t in zip(ds.files, hashes, sources, tables, strict=True)
         ]
         report = _dataset_report(con, ds, files, time.perf_counter() - started)
         _record_dataset(con, ds, hashes, report)
         con.execute("COMMIT")
         return report
     except Exception as exc:  # any failure rolls this dataset back; the others go on
-        con.execute("ROLLBACK")
+        if in_transaction:
+            con.execute("ROLLBACK")
         return {
             "id": ds.id,
             "title": ds.title,
@@ -291,7 +297,7 @@ def _load_dataset_atomically(
             "error": f"{catalog.path}: dataset '{ds.id}': {exc}",
         }
     finally:
-        for table in ("src", "stage"):
+        for table in ("src", "stage", *tables):
             con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
@@ -360,14 +366,16 @@ def load_file(
     ds: Dataset,
     file: Path,
     sha256: str,
+    source: Source,
+    table: str,
     wards: Wards,
     index: WardIndex,
     now: dt.datetime,
 ) -> dict:
-    """Stage one file, place its valid rows, write events and quarantine; return its counts."""
-    source = open_source(con, ds, file)
+    """Stage one opened file, place its valid rows, write events and quarantine; return its
+    counts."""
     _check_columns(ds, file, source)
-    _stage(con, ds, source, now)
+    _stage(con, ds, source, table, now)
     rows, lat, lon, raw_a, raw_b = _candidates(con, ds)
     cells = latlng_to_cells(lat, lon) if len(rows) else np.zeros(0, dtype=np.uint64)
     ward_idx = index.assign(cells, lat, lon)
@@ -409,7 +417,7 @@ def load_file(
                 WHERE __reason IS NOT NULL
                 UNION ALL
                 SELECT __row, geo_reason, ? FROM placed WHERE geo_reason IS NOT NULL
-            ) q JOIN src s USING (__row)
+            ) q JOIN {table} s USING (__row)
             """,
             [ds.id, str(file), _coord_columns(ds)],
         )
@@ -534,7 +542,9 @@ def _coords_sql(ds: Dataset, params: dict) -> tuple[str, str, str, str]:
     return a, b, f"TRY_CAST({a} AS DOUBLE)", f"TRY_CAST({b} AS DOUBLE)"
 
 
-def _stage(con: duckdb.DuckDBPyConnection, ds: Dataset, source: Source, now: dt.datetime) -> None:
+def _stage(
+    con: duckdb.DuckDBPyConnection, ds: Dataset, source: Source, table: str, now: dt.datetime
+) -> None:
     """One SQL pass: parse every row and give the first reason it cannot be loaded, if any."""
     params: dict = {}
     a_txt, b_txt, a_num, b_num = _coords_sql(ds, params)
@@ -558,7 +568,7 @@ def _stage(con: duckdb.DuckDBPyConnection, ds: Dataset, source: Source, now: dt.
                    {weight_txt} AS __w_txt, TRY_CAST({weight_txt} AS DOUBLE) AS __w,
                    coalesce({category}, 'unknown') AS __category,
                    {agency} AS __agency, {record_id} AS __record_id
-            FROM src s
+            FROM {table} s
         )
         SELECT __row, __a, __b, __ts, __category, __agency, __record_id,
                coalesce(__w, 1.0) AS __weight,

@@ -42,7 +42,19 @@ class Source:
     reader: str  # "duckdb", "python" (tolerant CSV) or "geometry"
 
 
-def open_source(con: duckdb.DuckDBPyConnection, ds: Dataset, file: Path) -> Source:
+def open_source(con: duckdb.DuckDBPyConnection, ds: Dataset, file: Path, table: str = "src") -> Source:
+    """Read ``file`` into the temp table ``table`` (a name chosen by the code, never a user).
+
+    Call it outside any transaction: DuckDB aborts a transaction on the first failed statement,
+    and the fast CSV path is allowed to fail.
+    """
+    source = _open(con, ds, file)
+    con.execute(f"DROP TABLE IF EXISTS {table}")
+    con.execute(f"ALTER TABLE src RENAME TO {table}")
+    return source
+
+
+def _open(con: duckdb.DuckDBPyConnection, ds: Dataset, file: Path) -> Source:
     if not file.exists():
         raise SourceError(f"{file}: file not found")
     if file.stat().st_size == 0:
