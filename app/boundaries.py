@@ -112,9 +112,7 @@ def read_wards(sa: StudyArea) -> Wards:
             "code": gdf[sa.code_field].astype("string").str.strip(),
             "name": gdf[sa.name_field].astype("string").str.strip(),
             "population": (
-                pd.to_numeric(gdf[sa.population_field], errors="coerce")
-                if sa.population_field
-                else np.nan
+                pd.to_numeric(gdf[sa.population_field], errors="coerce") if sa.population_field else np.nan
             ),
             "geom": polys,
         }

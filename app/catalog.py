@@ -261,9 +261,7 @@ def _parse_study_area(sa: object, path: Path, base: Path, problems: list[str]) -
     )
 
 
-def _parse_dataset(
-    entry: object, index: int, path: Path, base: Path, problems: list[str]
-) -> Dataset | None:
+def _parse_dataset(entry: object, index: int, path: Path, base: Path, problems: list[str]) -> Dataset | None:
     if not isinstance(entry, dict):
         problems.append(f"{path}: datasets[{index}]: must be a table")
         return None
@@ -280,10 +278,10 @@ def _parse_dataset(
     for key in REQUIRED_DATASET_KEYS:
         if not _as_str(entry.get(key)):
             bad(key, "required, a non-empty string")
+    not_text = (*REQUIRED_DATASET_KEYS, "time_format", "null_values")
     for key, value in entry.items():
-        if key in DATASET_KEYS and key not in ("time_format", "null_values") and not _as_str(value):
-            if key not in REQUIRED_DATASET_KEYS:
-                bad(key, "must be a non-empty string")
+        if key in DATASET_KEYS and key not in not_text and not _as_str(value):
+            bad(key, "must be a non-empty string")
     if _as_str(ident) and not ID_PATTERN.match(ident):
         bad("id", "use lower-case letters, digits and underscores, starting with a letter")
     if _as_str(entry.get("kind")) and entry["kind"] not in KINDS:
@@ -337,7 +335,7 @@ def _parse_dataset(
         bad("thousands", "must be one character that is not a digit, sign or decimal point")
     null_values = entry.get("null_values", [])
     if not isinstance(null_values, list) or not all(isinstance(v, str) for v in null_values):
-        bad("null_values", "must be a list of strings, e.g. [\"NULL\", \"N/A\"]")
+        bad("null_values", 'must be a list of strings, e.g. ["NULL", "N/A"]')
         null_values = []
 
     if len(problems) > before:

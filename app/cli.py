@@ -25,7 +25,7 @@ def _terminal_progress(stream=sys.stderr):
 
     def show(message: str, fraction: float) -> None:
         width = 30
-        filled = int(round(fraction * width))
+        filled = round(fraction * width)
         stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {fraction:4.0%} {message:<40}")
         if fraction >= 1:
             stream.write("\n")

@@ -32,11 +32,39 @@ KM_LAT = 111.32
 KM_LON = 111.32 * np.cos(np.radians(CENTRE[0]))
 
 WARD_NAMES = [
-    "Abbey Fields", "Ashby Green", "Barrow Hill", "Bellfield", "Brookside", "Castle Quarter",
-    "Cheyne Park", "Coldharbour", "Copper Beech", "Dunmore", "Eastgate", "Elm Vale", "Fenwick",
-    "Foxley", "Greyfriars", "Harbour Mill", "Hollins Cross", "Kingsmead", "Larkrise", "Lower Ford",
-    "Marsh End", "Northgate", "Oakhurst", "Old Market", "Pennyfield", "Queens Wharf", "Redcross",
-    "Riverside", "St Aldhelm", "Southwick", "Thornbury Heath", "Upper Ford", "Westbrook",
+    "Abbey Fields",
+    "Ashby Green",
+    "Barrow Hill",
+    "Bellfield",
+    "Brookside",
+    "Castle Quarter",
+    "Cheyne Park",
+    "Coldharbour",
+    "Copper Beech",
+    "Dunmore",
+    "Eastgate",
+    "Elm Vale",
+    "Fenwick",
+    "Foxley",
+    "Greyfriars",
+    "Harbour Mill",
+    "Hollins Cross",
+    "Kingsmead",
+    "Larkrise",
+    "Lower Ford",
+    "Marsh End",
+    "Northgate",
+    "Oakhurst",
+    "Old Market",
+    "Pennyfield",
+    "Queens Wharf",
+    "Redcross",
+    "Riverside",
+    "St Aldhelm",
+    "Southwick",
+    "Thornbury Heath",
+    "Upper Ford",
+    "Westbrook",
     "Willow Bank",
 ]
 
@@ -76,81 +104,163 @@ def _profile(kind: str, t: np.ndarray) -> np.ndarray:
 # weights (Mon..Sun), and the planted spots it draws from with the share of its records.
 DATASETS = {
     "police_crime": dict(
-        title="Recorded crime", agency="Fairhaven Police", kind="demand", fmt="csv_latlon",
-        n=300_000, sharing="partners",
-        categories={"Violence and sexual offences": 0.3, "Burglary": 0.12, "Vehicle crime": 0.12,
-                    "Criminal damage and arson": 0.12, "Shoplifting": 0.14, "Drugs": 0.08,
-                    "Public order": 0.12},
-        hours=(22, 4.0), weekdays=(0.9, 0.85, 0.9, 0.95, 1.2, 1.45, 1.15),
-        spots={"town_centre": 0.12, "northgate_estate": 0.05, "eastgate_burglary": 0.05,
-               "station_quarter": 0.05},
+        title="Recorded crime",
+        agency="Fairhaven Police",
+        kind="demand",
+        fmt="csv_latlon",
+        n=300_000,
+        sharing="partners",
+        categories={
+            "Violence and sexual offences": 0.3,
+            "Burglary": 0.12,
+            "Vehicle crime": 0.12,
+            "Criminal damage and arson": 0.12,
+            "Shoplifting": 0.14,
+            "Drugs": 0.08,
+            "Public order": 0.12,
+        },
+        hours=(22, 4.0),
+        weekdays=(0.9, 0.85, 0.9, 0.95, 1.2, 1.45, 1.15),
+        spots={
+            "town_centre": 0.12,
+            "northgate_estate": 0.05,
+            "eastgate_burglary": 0.05,
+            "station_quarter": 0.05,
+        },
     ),
     "police_asb": dict(
-        title="Anti-social behaviour (police.uk style, by month)", agency="Fairhaven Police",
-        kind="demand", fmt="csv_policeuk", n=120_000, sharing="open",
+        title="Anti-social behaviour (police.uk style, by month)",
+        agency="Fairhaven Police",
+        kind="demand",
+        fmt="csv_policeuk",
+        n=120_000,
+        sharing="open",
         categories={"Personal": 0.25, "Nuisance": 0.6, "Environmental": 0.15},
-        hours=(21, 4.0), weekdays=(0.9, 0.9, 0.95, 1.0, 1.2, 1.35, 1.1),
+        hours=(21, 4.0),
+        weekdays=(0.9, 0.9, 0.95, 1.0, 1.2, 1.35, 1.1),
         spots={"town_centre": 0.10, "northgate_estate": 0.12},
     ),
     "fire_incidents": dict(
-        title="Fire and rescue incidents", agency="Fairhaven Fire and Rescue", kind="demand",
-        fmt="csv_bng", n=40_000, sharing="open",
+        title="Fire and rescue incidents",
+        agency="Fairhaven Fire and Rescue",
+        kind="demand",
+        fmt="csv_bng",
+        n=40_000,
+        sharing="open",
         categories={"Fire": 0.35, "False alarm": 0.45, "Special service": 0.2},
-        hours=(18, 5.0), weekdays=(1, 1, 1, 1, 1.05, 1.1, 1.05),
+        hours=(18, 5.0),
+        weekdays=(1, 1, 1, 1, 1.05, 1.1, 1.05),
         spots={"northgate_estate": 0.12, "industrial_estate": 0.08},
     ),
     "council_env": dict(
-        title="Environmental reports (fly-tipping, noise, litter)", agency="Fairhaven City Council",
-        kind="demand", fmt="parquet", n=200_000, sharing="open",
-        categories={"Fly-tipping": 0.3, "Noise": 0.25, "Litter": 0.2, "Graffiti": 0.1,
-                    "Pests": 0.1, "Abandoned vehicle": 0.05},
-        hours=(13, 3.5), weekdays=(1.2, 1.1, 1.05, 1.0, 0.95, 0.75, 0.7),
+        title="Environmental reports (fly-tipping, noise, litter)",
+        agency="Fairhaven City Council",
+        kind="demand",
+        fmt="parquet",
+        n=200_000,
+        sharing="open",
+        categories={
+            "Fly-tipping": 0.3,
+            "Noise": 0.25,
+            "Litter": 0.2,
+            "Graffiti": 0.1,
+            "Pests": 0.1,
+            "Abandoned vehicle": 0.05,
+        },
+        hours=(13, 3.5),
+        weekdays=(1.2, 1.1, 1.05, 1.0, 0.95, 0.75, 0.7),
         spots={"industrial_estate": 0.10, "northgate_estate": 0.05, "town_centre": 0.05},
     ),
     "housing_repairs": dict(
-        title="Council housing repairs", agency="Fairhaven Homes", kind="demand", fmt="csv_latlon_iso",
-        n=120_000, sharing="partners",
-        categories={"Damp and mould": 0.22, "Heating and hot water": 0.25, "Leaks": 0.2,
-                    "Electrical": 0.13, "Doors and windows": 0.2},
-        hours=(11, 3.0), weekdays=(1.3, 1.15, 1.05, 1.0, 0.95, 0.35, 0.25),
+        title="Council housing repairs",
+        agency="Fairhaven Homes",
+        kind="demand",
+        fmt="csv_latlon_iso",
+        n=120_000,
+        sharing="partners",
+        categories={
+            "Damp and mould": 0.22,
+            "Heating and hot water": 0.25,
+            "Leaks": 0.2,
+            "Electrical": 0.13,
+            "Doors and windows": 0.2,
+        },
+        hours=(11, 3.0),
+        weekdays=(1.3, 1.15, 1.05, 1.0, 0.95, 0.35, 0.25),
         spots={"northgate_estate": 0.25},
     ),
     "ambulance": dict(
-        title="Ambulance call-outs", agency="Midshire Ambulance Service", kind="demand",
-        fmt="parquet", n=150_000, sharing="partners",
-        categories={"Falls": 0.25, "Breathing": 0.15, "Chest pain": 0.12, "Alcohol related": 0.1,
-                    "Assault": 0.08, "Mental health": 0.12, "Other": 0.18},
-        hours=(20, 6.0), weekdays=(1, 0.95, 0.95, 1, 1.1, 1.25, 1.1),
+        title="Ambulance call-outs",
+        agency="Midshire Ambulance Service",
+        kind="demand",
+        fmt="parquet",
+        n=150_000,
+        sharing="partners",
+        categories={
+            "Falls": 0.25,
+            "Breathing": 0.15,
+            "Chest pain": 0.12,
+            "Alcohol related": 0.1,
+            "Assault": 0.08,
+            "Mental health": 0.12,
+            "Other": 0.18,
+        },
+        hours=(20, 6.0),
+        weekdays=(1, 0.95, 0.95, 1, 1.1, 1.25, 1.1),
         spots={"town_centre": 0.08, "northgate_estate": 0.06, "station_quarter": 0.03},
     ),
     "early_help": dict(
-        title="Children's early-help referrals", agency="Fairhaven Children's Services",
-        kind="demand", fmt="geojson", n=15_000, sharing="restricted",
-        categories={"Parenting support": 0.35, "School attendance": 0.25,
-                    "Domestic abuse": 0.2, "Neglect concern": 0.2},
-        hours=(11, 3.0), weekdays=(1.2, 1.15, 1.1, 1.05, 1.0, 0.2, 0.15),
+        title="Children's early-help referrals",
+        agency="Fairhaven Children's Services",
+        kind="demand",
+        fmt="geojson",
+        n=15_000,
+        sharing="restricted",
+        categories={
+            "Parenting support": 0.35,
+            "School attendance": 0.25,
+            "Domestic abuse": 0.2,
+            "Neglect concern": 0.2,
+        },
+        hours=(11, 3.0),
+        weekdays=(1.2, 1.15, 1.1, 1.05, 1.0, 0.2, 0.15),
         spots={"northgate_estate": 0.3},
     ),
     "police_patrols": dict(
-        title="Police patrol points", agency="Fairhaven Police", kind="intervention",
-        fmt="csv_latlon", n=100_000, sharing="partners",
+        title="Police patrol points",
+        agency="Fairhaven Police",
+        kind="intervention",
+        fmt="csv_latlon",
+        n=100_000,
+        sharing="partners",
         categories={"Foot patrol": 0.6, "Vehicle patrol": 0.4},
-        hours=(21, 5.0), weekdays=(0.9, 0.9, 0.9, 0.95, 1.2, 1.35, 1.0),
+        hours=(21, 5.0),
+        weekdays=(0.9, 0.9, 0.9, 0.95, 1.2, 1.35, 1.0),
         spots={"town_centre": 0.45, "station_quarter": 0.2, "eastgate_burglary": 0.1},
         weight=("duration_hours", 0.25, 3.0),
     ),
     "outreach_visits": dict(
-        title="Street outreach visits", agency="Fairhaven City Council", kind="intervention",
-        fmt="csv_bng_outreach", n=20_000, sharing="partners",
+        title="Street outreach visits",
+        agency="Fairhaven City Council",
+        kind="intervention",
+        fmt="csv_bng_outreach",
+        n=20_000,
+        sharing="partners",
         categories={"Rough sleeping outreach": 0.5, "Youth outreach": 0.5},
-        hours=(15, 3.0), weekdays=(1.1, 1.1, 1.1, 1.1, 1.1, 0.6, 0.5),
+        hours=(15, 3.0),
+        weekdays=(1.1, 1.1, 1.1, 1.1, 1.1, 0.6, 0.5),
         spots={"town_centre": 0.5, "station_quarter": 0.3},
     ),
     "fire_safety_visits": dict(
-        title="Home fire-safety visits", agency="Fairhaven Fire and Rescue", kind="intervention",
-        fmt="parquet", n=25_000, sharing="open",
+        title="Home fire-safety visits",
+        agency="Fairhaven Fire and Rescue",
+        kind="intervention",
+        fmt="parquet",
+        n=25_000,
+        sharing="open",
         categories={"Home fire safety check": 0.8, "Smoke alarm fitting": 0.2},
-        hours=(11, 2.5), weekdays=(1.2, 1.2, 1.2, 1.2, 1.1, 0.3, 0.0),
+        hours=(11, 2.5),
+        weekdays=(1.2, 1.2, 1.2, 1.2, 1.1, 0.3, 0.0),
         spots={"leafy_oakhurst": 0.55},
     ),
 }
@@ -169,8 +279,9 @@ def lonlat_to_km(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def _outline_radius(theta: np.ndarray) -> np.ndarray:
-    return 8.5 * (1 + 0.13 * np.sin(3 * theta + 0.7) + 0.08 * np.sin(5 * theta + 2.1)
-                  + 0.05 * np.sin(9 * theta + 0.3))
+    return 8.5 * (
+        1 + 0.13 * np.sin(3 * theta + 0.7) + 0.08 * np.sin(5 * theta + 2.1) + 0.05 * np.sin(9 * theta + 0.3)
+    )
 
 
 def _in_city(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -196,7 +307,10 @@ def build_wards(rng: np.random.Generator, n_wards: int = 32) -> pd.DataFrame:
     """Ward polygons made of H3 cells assigned to seeds under a warped distance, so boundaries
     meander like streets and streams instead of running straight."""
     outline_th = np.linspace(0, 2 * np.pi, 361)[:-1]
-    ox, oy = _outline_radius(outline_th) * np.cos(outline_th), _outline_radius(outline_th) * np.sin(outline_th)
+    ox, oy = (
+        _outline_radius(outline_th) * np.cos(outline_th),
+        _outline_radius(outline_th) * np.sin(outline_th),
+    )
     olon, olat = km_to_lonlat(ox, oy)
     shape = h3.LatLngPoly(list(zip(olat.tolist(), olon.tolist(), strict=True)))
     cells = np.array(sorted(h3.h3shape_to_cells(shape, WARD_RES)))
@@ -221,8 +335,15 @@ def build_wards(rng: np.random.Generator, n_wards: int = 32) -> pd.DataFrame:
         x, y = seeds[w]
         density = 5200 * np.exp(-np.hypot(x, y) / 4.0) + 350  # residents per km²
         area = len(ward_cells) * h3.average_hexagon_area(WARD_RES, unit="km^2")
-        rows.append({"code": codes[w], "seed_x": x, "seed_y": y, "geom": geom,
-                     "population": int(round(density * area * rng.uniform(0.85, 1.15), -1))})
+        rows.append(
+            {
+                "code": codes[w],
+                "seed_x": x,
+                "seed_y": y,
+                "geom": geom,
+                "population": int(round(density * area * rng.uniform(0.85, 1.15), -1)),
+            }
+        )
     frame = pd.DataFrame(rows)
     frame["name"] = _names_by_place(frame, names)
     return frame
@@ -230,9 +351,14 @@ def build_wards(rng: np.random.Generator, n_wards: int = 32) -> pd.DataFrame:
 
 def _names_by_place(frame: pd.DataFrame, names: list[str]) -> list[str]:
     """Give the wards that hold planted spots the names the README uses for them."""
-    fixed = {"town_centre": "Old Market", "northgate_estate": "Northgate",
-             "industrial_estate": "Harbour Mill", "eastgate_burglary": "Eastgate",
-             "station_quarter": "Queens Wharf", "leafy_oakhurst": "Oakhurst"}
+    fixed = {
+        "town_centre": "Old Market",
+        "northgate_estate": "Northgate",
+        "industrial_estate": "Harbour Mill",
+        "eastgate_burglary": "Eastgate",
+        "station_quarter": "Queens Wharf",
+        "leafy_oakhurst": "Oakhurst",
+    }
     chosen: dict[int, str] = {}
     for spot, name in fixed.items():
         s = SPOTS[spot]
@@ -302,6 +428,8 @@ def _sample_in_wards(rng: np.random.Generator, wards: pd.DataFrame, n: int) -> t
     lat = np.empty(n)
     for w in range(len(wards)):
         idx = np.flatnonzero(ward_of == w)
+        if len(idx) == 0:
+            continue
         geom = wards["geom"].iloc[w]
         shapely.prepare(geom)
         minx, miny, maxx, maxy = geom.bounds
@@ -339,16 +467,31 @@ def _times(rng: np.random.Generator, n: int, spec: dict, profile: str = "constan
     return (START + days).astype("datetime64[m]") + (hours * 60 + minutes).astype("timedelta64[m]")
 
 
+def _spot_points(rng: np.random.Generator, city: shapely.Geometry, s: Spot, k: int) -> tuple:
+    """Points of a planted cluster, redrawn until all lie in the city, so that only the planted
+    damage (never the clusters' tails) falls outside."""
+    lon_parts, lat_parts, need = [], [], k
+    while need > 0:
+        x = rng.normal(s.x, s.sigma_km, need + 8)
+        y = rng.normal(s.y, s.sigma_km, need + 8)
+        lon, lat = km_to_lonlat(x, y)
+        ok = shapely.contains_xy(city, lon, lat)
+        lon_parts.append(lon[ok][:need])
+        lat_parts.append(lat[ok][:need])
+        need -= int(min(ok.sum(), need))
+    return np.concatenate(lon_parts), np.concatenate(lat_parts)
+
+
 def make_records(rng: np.random.Generator, wards: pd.DataFrame, spec: dict, n: int) -> pd.DataFrame:
     parts = []
     spot_total = 0
+    city = shapely.union_all(wards["geom"].tolist())
+    shapely.prepare(city)
     for name, share in spec["spots"].items():
         s = SPOTS[name]
         k = int(n * share)
         spot_total += k
-        x = rng.normal(s.x, s.sigma_km, k)
-        y = rng.normal(s.y, s.sigma_km, k)
-        lon, lat = km_to_lonlat(x, y)
+        lon, lat = _spot_points(rng, city, s, k)
         parts.append(pd.DataFrame({"lon": lon, "lat": lat, "ts": _times(rng, k, spec, s.profile)}))
     k = n - spot_total
     lon, lat = _sample_in_wards(rng, wards, k)
@@ -439,10 +582,15 @@ def write_dataset(path_stem: Path, ds_id: str, spec: dict, frame: pd.DataFrame) 
             _, _, when = _text_columns(frame, a, b, months)
             when[frame["_damage"].to_numpy() == "bad_date"] = "2024-13"
             when[frame["_damage"].to_numpy() == "future"] = "2031-06"
-            cols = {"Crime ID": np.full(len(frame), "", dtype=object), "Month": when,
-                    "Reported by": np.full(len(frame), spec["agency"], dtype=object),
-                    "Longitude": b, "Latitude": a, "Crime type": np.full(len(frame), "Anti-social behaviour", dtype=object),
-                    "ASB type": cat}
+            cols = {
+                "Crime ID": np.full(len(frame), "", dtype=object),
+                "Month": when,
+                "Reported by": np.full(len(frame), spec["agency"], dtype=object),
+                "Longitude": b,
+                "Latitude": a,
+                "Crime type": np.full(len(frame), "Anti-social behaviour", dtype=object),
+                "ASB type": cat,
+            }
         else:
             if fmt == "csv_latlon_iso":
                 when = np.char.replace(when.astype(str), " ", "T").astype(object)
@@ -457,14 +605,17 @@ def write_dataset(path_stem: Path, ds_id: str, spec: dict, frame: pd.DataFrame) 
         e_txt, n_txt = _fmt_num(np.round(e), 0), _fmt_num(np.round(n), 0)
         d = frame["_damage"].to_numpy()
         # In a grid file, "swapped" means easting and northing swapped, and "zero" is 0, 0.
-        day_first = np.array(
-            [f"{s[8:10]}/{s[5:7]}/{s[0:4]} {s[11:16]}" for s in iso], dtype=object
-        )
+        day_first = np.array([f"{s[8:10]}/{s[5:7]}/{s[0:4]} {s[11:16]}" for s in iso], dtype=object)
         e_txt, n_txt, when = _text_columns(frame, e_txt, n_txt, day_first)
         when[d == "future"] = "01/06/2031 10:00"
         when[d == "bad_date"] = "2024-02-31"
-        cols = {"incident_ref": ids, "call_time": when, "easting": e_txt, "northing": n_txt,
-                "incident_type": cat}
+        cols = {
+            "incident_ref": ids,
+            "call_time": when,
+            "easting": e_txt,
+            "northing": n_txt,
+            "incident_type": cat,
+        }
         name = f"{path_stem.name}.csv"
         _write_csv(path_stem.with_suffix(".csv"), cols)
         return name
@@ -481,13 +632,15 @@ def write_dataset(path_stem: Path, ds_id: str, spec: dict, frame: pd.DataFrame) 
         ts = frame["ts"].to_numpy("datetime64[us]").copy()
         ts[d == "future"] = np.datetime64("2031-06-01T10:00")
         valid_ts = d != "bad_date"  # a typed column cannot hold a bad date: it is null instead
-        table = pa.table({
-            "record_id": pa.array(ids.tolist()),
-            "occurred": pa.array(ts, mask=~valid_ts),
-            "lat": pa.array(lat, mask=np.isnan(lat)),
-            "lng": pa.array(lon, mask=np.isnan(lon)),
-            "category": pa.array(cat.tolist()),
-        })
+        table = pa.table(
+            {
+                "record_id": pa.array(ids.tolist()),
+                "occurred": pa.array(ts, mask=~valid_ts),
+                "lat": pa.array(lat, mask=np.isnan(lat)),
+                "lng": pa.array(lon, mask=np.isnan(lon)),
+                "category": pa.array(cat.tolist()),
+            }
+        )
         name = f"{path_stem.name}.parquet"
         pq.write_table(table, path_stem.with_suffix(".parquet"))
         return name
@@ -505,9 +658,13 @@ def write_dataset(path_stem: Path, ds_id: str, spec: dict, frame: pd.DataFrame) 
                 if d[i] == "swapped":
                     x, y = y, x
                 geometry = {"type": "Point", "coordinates": [round(x, 6), round(y, 6)]}
-            features.append({"type": "Feature", "geometry": geometry,
-                             "properties": {"referral_id": ids[i], "referred_on": when[i],
-                                            "need": cat[i]}})
+            features.append(
+                {
+                    "type": "Feature",
+                    "geometry": geometry,
+                    "properties": {"referral_id": ids[i], "referred_on": when[i], "need": cat[i]},
+                }
+            )
         name = f"{path_stem.name}.geojson"
         with open(path_stem.with_suffix(".geojson"), "w") as handle:
             json.dump({"type": "FeatureCollection", "name": LABEL, "features": features}, handle)
@@ -521,8 +678,11 @@ def generate(out: Path, events: int = 1_000_000, seed: int = 2026) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     wards = build_wards(rng)
     ward_features = [
-        {"type": "Feature", "geometry": shapely.geometry.mapping(g),
-         "properties": {"ward_code": c, "ward_name": n, "population": int(p)}}
+        {
+            "type": "Feature",
+            "geometry": shapely.geometry.mapping(g),
+            "properties": {"ward_code": c, "ward_name": n, "population": int(p)},
+        }
         for c, n, p, g in zip(wards["code"], wards["name"], wards["population"], wards["geom"], strict=True)
     ]
     with open(out / "wards.geojson", "w") as handle:
@@ -531,7 +691,7 @@ def generate(out: Path, events: int = 1_000_000, seed: int = 2026) -> dict:
     total_spec = sum(s["n"] for s in DATASETS.values())
     files, damage = {}, {}
     for ds_id, spec in DATASETS.items():
-        n = max(200, int(round(spec["n"] * events / total_spec)))
+        n = max(200, round(spec["n"] * events / total_spec))
         frame = make_records(rng, wards, spec, n)
         damage[ds_id] = plant_bad_rows(rng, frame)
         files[ds_id] = write_dataset(out / ds_id, ds_id, spec, frame)
@@ -564,5 +724,10 @@ def generate(out: Path, events: int = 1_000_000, seed: int = 2026) -> dict:
     }
     (out / "planted.json").write_text(json.dumps(planted, indent=2))
     (out / "README.txt").write_text(LABEL + "\nWritten by `make demo` (python -m app demo).\n")
-    return {"out": str(out), "wards": len(wards), "population": int(wards["population"].sum()),
-            "files": files, "damaged_rows": {k: sum(v.values()) for k, v in damage.items()}}
+    return {
+        "out": str(out),
+        "wards": len(wards),
+        "population": int(wards["population"].sum()),
+        "files": files,
+        "damaged_rows": {k: sum(v.values()) for k, v in damage.items()},
+    }

@@ -7,6 +7,7 @@ DuckDB and numpy do in a few instructions instead of a second pass over the poin
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -45,9 +46,7 @@ def parent_sql(column: str, res: int) -> str:
     res = check_res(res)
     unused = (1 << (3 * (FINE_RES - res))) - 1
     keep = ~_RES_MASK & 0xFFFFFFFFFFFFFFFF
-    return (
-        f"(({column} & {keep}::UBIGINT) | {res << _RES_SHIFT}::UBIGINT | {unused}::UBIGINT)"
-    )
+    return f"(({column} & {keep}::UBIGINT) | {res << _RES_SHIFT}::UBIGINT | {unused}::UBIGINT)"
 
 
 def _cells_chunk(args: tuple[np.ndarray, np.ndarray, int]) -> np.ndarray:
@@ -69,7 +68,7 @@ def latlng_to_cells(lat: np.ndarray, lng: np.ndarray, res: int = FINE_RES) -> np
     if len(lat) < _PARALLEL_THRESHOLD or workers < 2:
         return _cells_chunk((lat, lng, res))
     bounds = np.linspace(0, len(lat), workers + 1).astype(int)
-    chunks = [(lat[a:b], lng[a:b], res) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    chunks = [(lat[a:b], lng[a:b], res) for a, b in itertools.pairwise(bounds)]
     ctx = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         return np.concatenate(list(pool.map(_cells_chunk, chunks)))

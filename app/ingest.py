@@ -56,7 +56,8 @@ _REASON_KEY = {
     "future_time": "time",
     "bad_weight": "weight",
 }
-_POINT_RE = r"^\(?\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*,\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*\)?$"
+_NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
+_POINT_RE = rf"^\(?\s*{_NUMBER}\s*,\s*{_NUMBER}\s*\)?$"  # "(51.33, -2.46)" or "51.33, -2.46"
 _EARLIEST = dt.datetime(1900, 1, 1)
 
 Progress = Callable[[str, float], None]
@@ -123,9 +124,7 @@ def load(
                 else:
                     wards = _stored_wards(con)
                 study_area = _study_area_summary(catalog, wards)
-                con.execute(
-                    "INSERT OR REPLACE INTO meta VALUES ('study_area', ?)", [json.dumps(study_area)]
-                )
+                con.execute("INSERT OR REPLACE INTO meta VALUES ('study_area', ?)", [json.dumps(study_area)])
                 for ds_id in sorted(obsolete):
                     _drop_dataset(con, ds_id)
                 index = WardIndex(wards) if todo else None
@@ -329,9 +328,7 @@ def _record_dataset(con: duckdb.DuckDBPyConnection, ds: Dataset, hashes: list[st
     )
 
 
-def _dataset_report(
-    con: duckdb.DuckDBPyConnection, ds: Dataset, files: list[dict], seconds: float
-) -> dict:
+def _dataset_report(con: duckdb.DuckDBPyConnection, ds: Dataset, files: list[dict], seconds: float) -> dict:
     by_reason: dict[str, int] = {}
     for f in files:
         for reason, n in f["quarantined_by_reason"].items():
@@ -426,7 +423,9 @@ def load_file(
     return _file_report(con, ds, file, sha256, source)
 
 
-def _file_report(con: duckdb.DuckDBPyConnection, ds: Dataset, file: Path, sha256: str, source: Source) -> dict:
+def _file_report(
+    con: duckdb.DuckDBPyConnection, ds: Dataset, file: Path, sha256: str, source: Source
+) -> dict:
     loaded = con.execute(
         "SELECT count(*) FROM events WHERE dataset = ? AND source_file = ?", [ds.id, str(file)]
     ).fetchone()[0]
@@ -542,9 +541,7 @@ def _coords_sql(ds: Dataset, params: dict) -> tuple[str, str, str, str]:
     return a, b, f"TRY_CAST({a} AS DOUBLE)", f"TRY_CAST({b} AS DOUBLE)"
 
 
-def _stage(
-    con: duckdb.DuckDBPyConnection, ds: Dataset, source: Source, table: str, now: dt.datetime
-) -> None:
+def _stage(con: duckdb.DuckDBPyConnection, ds: Dataset, source: Source, table: str, now: dt.datetime) -> None:
     """One SQL pass: parse every row and give the first reason it cannot be loaded, if any."""
     params: dict = {}
     a_txt, b_txt, a_num, b_num = _coords_sql(ds, params)

@@ -88,4 +88,3 @@ def quarantine_sample(
 def study_area(con: duckdb.DuckDBPyConnection) -> dict:
     row = con.execute("SELECT value FROM meta WHERE key = 'study_area'").fetchone()
     return json.loads(row[0]) if row else {}
-

@@ -83,9 +83,7 @@ def _count(con: duckdb.DuckDBPyConnection) -> int:
 
 def _open_csv(con: duckdb.DuckDBPyConnection, ds: Dataset, file: Path) -> Source:
     encoding = ds.encoding.lower().replace("_", "-")
-    duck_encoding = {"utf8": "utf-8", "latin1": "latin-1", "iso-8859-1": "latin-1"}.get(
-        encoding, encoding
-    )
+    duck_encoding = {"utf8": "utf-8", "latin1": "latin-1", "iso-8859-1": "latin-1"}.get(encoding, encoding)
     try:
         con.execute(
             """

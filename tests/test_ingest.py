@@ -19,12 +19,18 @@ WARDS = {
         {
             "type": "Feature",
             "properties": {"code": "W1", "name": "West", "pop": 1000},
-            "geometry": {"type": "Polygon", "coordinates": [[[-0.2, 51.45], [-0.1, 51.45], [-0.1, 51.55], [-0.2, 51.55], [-0.2, 51.45]]]},
+            "geometry": {
+                "type": "Polygon",
+                "coordinates": [[[-0.2, 51.45], [-0.1, 51.45], [-0.1, 51.55], [-0.2, 51.55], [-0.2, 51.45]]],
+            },
         },
         {
             "type": "Feature",
             "properties": {"code": "E1", "name": "East", "pop": 2000},
-            "geometry": {"type": "Polygon", "coordinates": [[[-0.1, 51.45], [0.0, 51.45], [0.0, 51.55], [-0.1, 51.55], [-0.1, 51.45]]]},
+            "geometry": {
+                "type": "Polygon",
+                "coordinates": [[[-0.1, 51.45], [0.0, 51.45], [0.0, 51.55], [-0.1, 51.55], [-0.1, 51.45]]],
+            },
         },
     ],
 }
@@ -41,8 +47,16 @@ population_field = "pop"
 
 def dataset(ds_id: str = "calls", path: str = "calls.csv", **extra: str) -> str:
     keys = {
-        "id": ds_id, "title": "Calls", "agency": "Police", "kind": "demand", "path": path,
-        "lat": "lat", "lon": "lon", "time": "when", "category": "type", "sharing": "open",
+        "id": ds_id,
+        "title": "Calls",
+        "agency": "Police",
+        "kind": "demand",
+        "path": path,
+        "lat": "lat",
+        "lon": "lon",
+        "time": "when",
+        "category": "type",
+        "sharing": "open",
     }
     keys.update(extra)
     body = "\n".join(f"{k} = {json.dumps(v)}" for k, v in keys.items() if v is not None)
@@ -101,23 +115,29 @@ def test_good_file_loads_with_wards_and_unknown_category(area):
 def test_each_bad_row_gets_its_reason_row_and_column(area):
     csv = (
         "lat,lon,when,type\n"
-        ",-0.15,2024-01-02 10:00:00,a\n"          # 1 missing
-        "51.5,abc,2024-01-02 10:00:00,a\n"        # 2 coordinates as text
-        "0,0,2024-01-02 10:00:00,a\n"             # 3 zero
-        "95,-0.15,2024-01-02 10:00:00,a\n"        # 4 out of range
-        "51.5,-0.15,,a\n"                         # 5 no time
-        "51.5,-0.15,yesterday,a\n"                # 6 bad time
-        "51.5,-0.15,2030-01-01 00:00:00,a\n"      # 7 future
-        "-0.15,51.5,2024-01-02 10:00:00,a\n"      # 8 swapped
-        "53.0,-2.0,2024-01-02 10:00:00,a\n"       # 9 outside
-        "51.5,-0.15,2024-01-02 10:00:00,a\n"      # 10 good
+        ",-0.15,2024-01-02 10:00:00,a\n"  # 1 missing
+        "51.5,abc,2024-01-02 10:00:00,a\n"  # 2 coordinates as text
+        "0,0,2024-01-02 10:00:00,a\n"  # 3 zero
+        "95,-0.15,2024-01-02 10:00:00,a\n"  # 4 out of range
+        "51.5,-0.15,,a\n"  # 5 no time
+        "51.5,-0.15,yesterday,a\n"  # 6 bad time
+        "51.5,-0.15,2030-01-01 00:00:00,a\n"  # 7 future
+        "-0.15,51.5,2024-01-02 10:00:00,a\n"  # 8 swapped
+        "53.0,-2.0,2024-01-02 10:00:00,a\n"  # 9 outside
+        "51.5,-0.15,2024-01-02 10:00:00,a\n"  # 10 good
     )
     d = only(run(area, HEADER + dataset(), {"calls.csv": csv}))
     q = quarantine(area)
     assert {row: reason for row, (reason, _, _) in q.items()} == {
-        1: "missing_coordinates", 2: "bad_coordinates", 3: "zero_coordinates",
-        4: "invalid_coordinates", 5: "missing_time", 6: "bad_time", 7: "future_time",
-        8: "swapped_coordinates", 9: "outside_study_area",
+        1: "missing_coordinates",
+        2: "bad_coordinates",
+        3: "zero_coordinates",
+        4: "invalid_coordinates",
+        5: "missing_time",
+        6: "bad_time",
+        7: "future_time",
+        8: "swapped_coordinates",
+        9: "outside_study_area",
     }
     assert q[6][1] == "when" and q[2][1] == "lat+lon"
     assert json.loads(q[6][2]) == {"lat": "51.5", "lon": "-0.15", "when": "yesterday", "type": "a"}
@@ -147,11 +167,11 @@ def test_ragged_rows_and_bad_bytes_are_quarantined_with_exact_row_numbers(area):
     content = (
         b"lat,lon,when,type\n"
         b"51.5,-0.15,2024-01-02 10:00:00,a\n"
-        b"51.5,-0.15,2024-01-02 10:00:00\n"                  # 2: a field short
-        b"51.5,-0.15,2024-01-02 10:00:00,caf\xe9\n"          # 3: latin-1 byte in a UTF-8 file
-        b'51.5,-0.05,2024-01-02 10:00:00,"two\nlines"\n'    # 4: quoted newline, fine
-        b"51.5,-0.15,2024-01-02 10:00:00,a,extra\n"          # 5: a field too many
-        b"51.5,-0.05,2024-01-02 10:00:00,b\n"                # 6
+        b"51.5,-0.15,2024-01-02 10:00:00\n"  # 2: a field short
+        b"51.5,-0.15,2024-01-02 10:00:00,caf\xe9\n"  # 3: latin-1 byte in a UTF-8 file
+        b'51.5,-0.05,2024-01-02 10:00:00,"two\nlines"\n'  # 4: quoted newline, fine
+        b"51.5,-0.15,2024-01-02 10:00:00,a,extra\n"  # 5: a field too many
+        b"51.5,-0.05,2024-01-02 10:00:00,b\n"  # 6
     )
     d = only(run(area, HEADER + dataset(), {"calls.csv": content}))
     q = quarantine(area)
@@ -163,7 +183,11 @@ def test_ragged_rows_and_bad_bytes_are_quarantined_with_exact_row_numbers(area):
 
 def test_quoted_newlines_and_a_one_megabyte_field_load(area):
     big = "x" * 1_048_576
-    csv = f'lat,lon,when,type,notes\n51.5,-0.15,2024-01-02 10:00:00,a,"{big}"\n51.5,-0.05,2024-01-02 10:00:00,b,"line one\nline two"\n'
+    csv = (
+        "lat,lon,when,type,notes\n"
+        f'51.5,-0.15,2024-01-02 10:00:00,a,"{big}"\n'
+        '51.5,-0.05,2024-01-02 10:00:00,b,"line one\nline two"\n'
+    )
     d = only(run(area, HEADER + dataset(), {"calls.csv": csv}))
     assert d["rows_loaded"] == 2 and d["files"][0]["reader"] == "duckdb"
 
@@ -202,12 +226,22 @@ def test_malformed_geojson_fails_clearly(area):
 
 def test_geojson_points_load_and_non_points_are_quarantined(area):
     features = [
-        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [-0.15, 51.5]}, "properties": {"when": "2024-01-02", "type": "a"}},
+        {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [-0.15, 51.5]},
+            "properties": {"when": "2024-01-02", "type": "a"},
+        },
         {"type": "Feature", "geometry": None, "properties": {"when": "2024-01-02", "type": "a"}},
-        {"type": "Feature", "geometry": {"type": "LineString", "coordinates": [[-0.15, 51.5], [-0.1, 51.5]]}, "properties": {"when": "2024-01-02", "type": "a"}},
+        {
+            "type": "Feature",
+            "geometry": {"type": "LineString", "coordinates": [[-0.15, 51.5], [-0.1, 51.5]]},
+            "properties": {"when": "2024-01-02", "type": "a"},
+        },
     ]
     catalog = HEADER + dataset(path="calls.geojson", lat=None, lon=None)
-    d = only(run(area, catalog, {"calls.geojson": json.dumps({"type": "FeatureCollection", "features": features})}))
+    d = only(
+        run(area, catalog, {"calls.geojson": json.dumps({"type": "FeatureCollection", "features": features})})
+    )
     assert d["rows_read"] == 3 and d["rows_loaded"] == 1
     assert d["quarantined_by_reason"] == {"missing_coordinates": 1, "not_a_point": 1}
 
@@ -217,7 +251,16 @@ def test_boundary_file_with_no_polygons_is_an_error_and_changes_nothing(area):
 
     run(area, HEADER + dataset(), {"calls.csv": GOOD_CSV})
     before = (area / "w.duckdb").read_bytes()
-    points = {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"code": "A", "name": "A", "pop": 5}, "geometry": {"type": "Point", "coordinates": [0, 51]}}]}
+    points = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"code": "A", "name": "A", "pop": 5},
+                "geometry": {"type": "Point", "coordinates": [0, 51]},
+            }
+        ],
+    }
     (area / "wards.geojson").write_text(json.dumps(points))
     with pytest.raises(LoadError, match="no polygons"):
         load(area / "catalog.toml", area / "w.duckdb")
@@ -225,8 +268,16 @@ def test_boundary_file_with_no_polygons_is_an_error_and_changes_nothing(area):
 
 
 def test_invalid_polygons_are_repaired(area):
-    bowtie = {"type": "Polygon", "coordinates": [[[-0.2, 51.45], [0.0, 51.55], [0.0, 51.45], [-0.2, 51.55], [-0.2, 51.45]]]}
-    wards = {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"code": "B", "name": "Bow", "pop": 1}, "geometry": bowtie}]}
+    bowtie = {
+        "type": "Polygon",
+        "coordinates": [[[-0.2, 51.45], [0.0, 51.55], [0.0, 51.45], [-0.2, 51.55], [-0.2, 51.45]]],
+    }
+    wards = {
+        "type": "FeatureCollection",
+        "features": [
+            {"type": "Feature", "properties": {"code": "B", "name": "Bow", "pop": 1}, "geometry": bowtie}
+        ],
+    }
     (area / "wards.geojson").write_text(json.dumps(wards))
     report = run(area, HEADER + dataset(), {"calls.csv": GOOD_CSV})
     assert any("repaired 1 invalid" in n for n in report["study_area"]["notes"])
@@ -278,7 +329,11 @@ def test_a_reader_keeps_working_during_and_after_a_reload(area):
 
 
 def test_removed_dataset_is_dropped(area):
-    run(area, HEADER + dataset() + dataset("visits", "visits.csv"), {"calls.csv": GOOD_CSV, "visits.csv": GOOD_CSV})
+    run(
+        area,
+        HEADER + dataset() + dataset("visits", "visits.csv"),
+        {"calls.csv": GOOD_CSV, "visits.csv": GOOD_CSV},
+    )
     report = run(area, HEADER + dataset(), {})
     assert [d["id"] for d in report["datasets"]] == ["calls"]
     assert events(area, "visits") == []
@@ -286,13 +341,20 @@ def test_removed_dataset_is_dropped(area):
 
 def test_grid_coordinates_with_thousands_separators_and_null_markers(area):
     csv = (
-        'e,n,when,hhmm,type\n'
-        '"531,000","180,000",02/01/2024,10:30,a\n'
-        '"531,000","180,000",02/01/2024,NULL,a\n'
+        'e,n,when,hhmm,type\n"531,000","180,000",02/01/2024,10:30,a\n"531,000","180,000",02/01/2024,NULL,a\n'
     )
     catalog = HEADER + dataset(
-        path="grid.csv", lat=None, lon=None, x="e", y="n", crs="EPSG:27700", thousands=",",
-        time_format="%d/%m/%Y", time_of_day="hhmm", time_of_day_format="%H:%M", null_values=["NULL"],
+        path="grid.csv",
+        lat=None,
+        lon=None,
+        x="e",
+        y="n",
+        crs="EPSG:27700",
+        thousands=",",
+        time_format="%d/%m/%Y",
+        time_of_day="hhmm",
+        time_of_day_format="%H:%M",
+        null_values=["NULL"],
     )
     (area / "wards.geojson").write_text(json.dumps(WARDS))
     d = only(run(area, catalog, {"grid.csv": csv}))

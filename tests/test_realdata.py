@@ -19,7 +19,9 @@ pytestmark = pytest.mark.realdata
 def _inside_mask(lat: pd.Series, lon: pd.Series, boundaries) -> pd.Series:
     """Which points lie within any polygon, by a plain geopandas spatial join."""
     ok = lat.notna() & lon.notna()
-    pts = gpd.GeoDataFrame(geometry=gpd.points_from_xy(lon[ok], lat[ok]), crs="EPSG:4326", index=lat.index[ok])
+    pts = gpd.GeoDataFrame(
+        geometry=gpd.points_from_xy(lon[ok], lat[ok]), crs="EPSG:4326", index=lat.index[ok]
+    )
     polys = gpd.read_file(boundaries).to_crs("EPSG:4326")[["geometry"]]
     joined = gpd.sjoin(pts, polys, predicate="intersects", how="inner")
     return pd.Series(lat.index.isin(joined.index), index=lat.index)
@@ -53,9 +55,7 @@ def test_banes_reconciles_and_matches_independent_counts(banes):
     folder = REALDATA / "bath-banes"
     wards = folder / "ons_census_2011_ward.geojson"
 
-    police = pd.concat(
-        [pd.read_csv(f) for f in sorted(folder.glob("20*-avon-and-somerset-street.csv"))]
-    )
+    police = pd.concat([pd.read_csv(f) for f in sorted(folder.glob("20*-avon-and-somerset-street.csv"))])
     assert ds["police_street"]["rows_read"] == len(police) == 69_096
     assert ds["police_street"]["rows_loaded"] == _inside(police.Latitude, police.Longitude, wards) == 5_687
     assert ds["police_street"]["quarantined_by_reason"]["missing_coordinates"] == 7_690
@@ -131,9 +131,7 @@ def test_nyc_agency_column_and_three_time_layouts(tmp_path):
 
     with connect(report["db"], read_only=True) as con:
         agencies = dict(
-            con.execute(
-                "SELECT agency, count(*) FROM events WHERE dataset = 'nyc_311' GROUP BY 1"
-            ).fetchall()
+            con.execute("SELECT agency, count(*) FROM events WHERE dataset = 'nyc_311' GROUP BY 1").fetchall()
         )
         hours = con.execute(
             "SELECT count(DISTINCT hour(ts)) FROM events WHERE dataset = 'shootings'"
