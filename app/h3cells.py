@@ -7,20 +7,15 @@ DuckDB and numpy do in a few instructions instead of a second pass over the poin
 
 from __future__ import annotations
 
-import itertools
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor
-
 import h3
 import numpy as np
+
+from app.h3vec import latlng_to_cells_vec
 
 FINE_RES = 15
 MIN_RES, MAX_RES = 0, 15
 _RES_SHIFT = 52
 _RES_MASK = 0xF << _RES_SHIFT
-# Below this many points the cost of starting worker processes outweighs the second core.
-_PARALLEL_THRESHOLD = 400_000
 
 
 def check_res(res: int) -> int:
@@ -49,29 +44,12 @@ def parent_sql(column: str, res: int) -> str:
     return f"(({column} & {keep}::UBIGINT) | {res << _RES_SHIFT}::UBIGINT | {unused}::UBIGINT)"
 
 
-def _cells_chunk(args: tuple[np.ndarray, np.ndarray, int]) -> np.ndarray:
-    lat, lng, res = args
-    to_cell = h3.api.basic_int.latlng_to_cell
-    return np.fromiter(
-        (to_cell(a, b, res) for a, b in zip(lat.tolist(), lng.tolist(), strict=True)),
-        dtype=np.uint64,
-        count=len(lat),
-    )
-
-
 def latlng_to_cells(lat: np.ndarray, lng: np.ndarray, res: int = FINE_RES) -> np.ndarray:
-    """H3 cells (uint64) of WGS84 points, using every core for large inputs."""
+    """H3 cells (uint64) of WGS84 points: vectorised, identical to h3-py (see app.h3vec)."""
     res = check_res(res)
     lat = np.ascontiguousarray(lat, dtype=np.float64)
     lng = np.ascontiguousarray(lng, dtype=np.float64)
-    workers = min(os.cpu_count() or 1, 8)
-    if len(lat) < _PARALLEL_THRESHOLD or workers < 2:
-        return _cells_chunk((lat, lng, res))
-    bounds = np.linspace(0, len(lat), workers + 1).astype(int)
-    chunks = [(lat[a:b], lng[a:b], res) for a, b in itertools.pairwise(bounds)]
-    ctx = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        return np.concatenate(list(pool.map(_cells_chunk, chunks)))
+    return latlng_to_cells_vec(lat, lng, res)
 
 
 def cell_to_hex(cell: int) -> str:

@@ -8,23 +8,25 @@ DuckDB pass; placing points (H3 cell, ward) happens in numpy on the rows that su
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyproj import Transformer
 
 from app.boundaries import BoundaryError, Wards, read_wards
 from app.catalog import Catalog, Dataset, load_catalog
 from app.h3cells import latlng_to_cells
-from app.readers import Source, SourceError, open_source
+from app.readers import Source, SourceError, open_source, tolerant_csv_source
 from app.ward_index import WardIndex
 from app.warehouse import connect, load_lock, writable_copy
 
@@ -43,18 +45,6 @@ REASONS = {
     "bad_weight": "the weight is not a number",
     "swapped_coordinates": "outside the study area, but inside with latitude and longitude swapped",
     "outside_study_area": "the point lies outside every ward of the study area",
-}
-_REASON_KEY = {
-    "missing_coordinates": "coords",
-    "bad_coordinates": "coords",
-    "zero_coordinates": "coords",
-    "invalid_coordinates": "coords",
-    "swapped_coordinates": "coords",
-    "outside_study_area": "coords",
-    "missing_time": "time",
-    "bad_time": "time",
-    "future_time": "time",
-    "bad_weight": "weight",
 }
 _NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 _POINT_RE = rf"^\(?\s*{_NUMBER}\s*,\s*{_NUMBER}\s*\)?$"  # "(51.33, -2.46)" or "51.33, -2.46"
@@ -267,19 +257,23 @@ def _load_dataset_atomically(
     index: WardIndex,
     now: dt.datetime,
 ) -> dict:
+    """Read, validate and place every file of a dataset, then swap its rows in one transaction.
+
+    Reading happens outside the transaction: DuckDB aborts a transaction at its first failed
+    statement, and the fast CSV reader is allowed to fail (the exact reader takes over).
+    """
     started = time.perf_counter()
-    tables = [f"src_{i}" for i in range(len(ds.files))]
+    names = [f"stage_{i}" for i in range(len(ds.files))]
     in_transaction = False
     try:
-        sources = [open_source(con, ds, f, t) for f, t in zip(ds.files, tables, strict=True)]
+        prepared = [
+            prepare_file(con, ds, f, name, wards, index, now) for f, name in zip(ds.files, names, strict=True)
+        ]
         con.execute("BEGIN TRANSACTION")
         in_transaction = True
         con.execute("DELETE FROM events WHERE dataset = ?", [ds.id])
         con.execute("DELETE FROM quarantine WHERE dataset = ?", [ds.id])
-        files = [
-            load_file(con, ds, f, h, src, t, wards, index, now)
-            for f, h, src, t in zip(ds.files, hashes, sources, tables, strict=True)
-        ]
+        files = [write_file(con, ds, p, h) for p, h in zip(prepared, hashes, strict=True)]
         report = _dataset_report(con, ds, files, time.perf_counter() - started)
         _record_dataset(con, ds, hashes, report)
         con.execute("COMMIT")
@@ -296,8 +290,11 @@ def _load_dataset_atomically(
             "error": f"{catalog.path}: dataset '{ds.id}': {exc}",
         }
     finally:
-        for table in ("src", "stage", *tables):
-            con.execute(f"DROP TABLE IF EXISTS {table}")
+        for name in names:
+            con.execute(f"DROP TABLE IF EXISTS {name}")
+            for suffix in ("_src", "_events", "_outside"):
+                with contextlib.suppress(Exception):
+                    con.unregister(name + suffix)
 
 
 def _record_dataset(con: duckdb.DuckDBPyConnection, ds: Dataset, hashes: list[str], report: dict) -> None:
@@ -335,7 +332,7 @@ def _dataset_report(con: duckdb.DuckDBPyConnection, ds: Dataset, files: list[dic
             by_reason[reason] = by_reason.get(reason, 0) + n
     tmin, tmax, categories = con.execute(
         "SELECT min(ts), max(ts), count(DISTINCT category) FROM events WHERE dataset = ?", [ds.id]
-    ).fetchone()
+    ).fetchall()[0]
     rows_read = sum(f["rows_read"] for f in files)
     return {
         "id": ds.id,
@@ -358,100 +355,124 @@ def _dataset_report(con: duckdb.DuckDBPyConnection, ds: Dataset, files: list[dic
     }
 
 
-def load_file(
+@dataclass
+class PreparedFile:
+    """One file read, validated and placed, ready to be written."""
+
+    file: Path
+    source: Source
+    stage: str  # temp table: the file's columns, parse results and reason per row
+    rows: int
+    events: pa.Table  # placed rows, in the events table's column order
+    outside: pa.Table  # __row and reason of rows that fell outside every ward
+
+
+def prepare_file(
     con: duckdb.DuckDBPyConnection,
     ds: Dataset,
     file: Path,
-    sha256: str,
-    source: Source,
-    table: str,
+    stage: str,
     wards: Wards,
     index: WardIndex,
     now: dt.datetime,
-) -> dict:
-    """Stage one opened file, place its valid rows, write events and quarantine; return its
-    counts."""
+) -> PreparedFile:
+    source = open_source(con, ds, file, stage + "_src")
     _check_columns(ds, file, source)
-    _stage(con, ds, source, table, now)
-    rows, lat, lon, raw_a, raw_b = _candidates(con, ds)
-    cells = latlng_to_cells(lat, lon) if len(rows) else np.zeros(0, dtype=np.uint64)
+    try:
+        _stage(con, ds, source, stage, now)
+    except duckdb.Error:
+        if source.reader != "duckdb" or ds.format != "csv":
+            raise
+        # A structurally broken CSV: read it again, keeping every row and marking the bad ones.
+        source = tolerant_csv_source(con, ds, file, stage + "_src")
+        _stage(con, ds, source, stage, now)
+    rows = con.execute(f"SELECT count(*) FROM {stage}").fetchall()[0][0]
+    if rows == 0:
+        raise SourceError(f"{file}: the file has a header but no data rows")
+    valid = con.sql(
+        f"""SELECT __row, __a, __b, __ts, __category, __agency, __weight, __record_id
+            FROM {stage} WHERE __reason IS NULL"""
+    ).to_arrow_table()
+    lat, lon, raw_a, raw_b, bad = _to_lat_lon(ds, valid)
+    cells = latlng_to_cells(lat, lon)
     ward_idx = index.assign(cells, lat, lon)
-    reason = np.full(len(rows), None, dtype=object)
-    outside = ward_idx < 0
+    reason = np.full(len(lat), None, dtype=object)
+    reason[bad] = "invalid_coordinates"
+    outside = (ward_idx < 0) & ~bad
     if outside.any():
         reason[outside] = _outside_reason(ds, raw_a[outside], raw_b[outside], index)
-    codes = np.array(wards.codes, dtype=object)
-    placed = pa.table(
+    keep = ward_idx >= 0
+    codes = pa.array(np.array(wards.codes, dtype=object)[ward_idx[keep]], type=pa.string())
+    take = pa.array(np.flatnonzero(keep))
+    events = pa.table(
         {
-            "__row": pa.array(rows, type=pa.int64()),
-            "lat": pa.array(lat),
-            "lon": pa.array(lon),
-            "h3": pa.array(cells, type=pa.uint64()),
-            "ward_code": pa.array(np.where(outside, None, codes[np.maximum(ward_idx, 0)]), type=pa.string()),
-            "geo_reason": pa.array(reason, type=pa.string()),
+            "agency": valid["__agency"].take(take),
+            "category": valid["__category"].take(take),
+            "ts": valid["__ts"].take(take),
+            "lat": lat[keep],
+            "lon": lon[keep],
+            "weight": valid["__weight"].take(take),
+            "record_id": valid["__record_id"].take(take),
+            "h3": pa.array(cells[keep], type=pa.uint64()),
+            "ward_code": codes,
+            "source_row": valid["__row"].take(take),
         }
     )
-    con.register("placed", placed)
-    try:
-        con.execute(
-            """
-            INSERT INTO events
-            SELECT ?, s.__agency, ?, s.__category, s.__ts, p.lat, p.lon, s.__weight,
-                   s.__record_id, p.h3, p.ward_code, ?, s.__row
-            FROM stage s JOIN placed p USING (__row)
-            WHERE p.geo_reason IS NULL
-            ORDER BY p.h3
-            """,
-            [ds.id, ds.kind, str(file)],
-        )
-        raw = _raw_json_sql(source)
-        con.execute(
-            f"""
-            INSERT INTO quarantine
-            SELECT ?, ?, s.__row, q.reason, q.column_name, {raw}
-            FROM (
-                SELECT __row, __reason AS reason, __column AS column_name FROM stage
-                WHERE __reason IS NOT NULL
-                UNION ALL
-                SELECT __row, geo_reason, ? FROM placed WHERE geo_reason IS NOT NULL
-            ) q JOIN {table} s USING (__row)
-            """,
-            [ds.id, str(file), _coord_columns(ds)],
-        )
-    finally:
-        con.unregister("placed")
-    return _file_report(con, ds, file, sha256, source)
+    rows_out = np.asarray(valid["__row"])[~keep]
+    outside_table = pa.table(
+        {"__row": pa.array(rows_out, type=pa.int64()), "reason": pa.array(reason[~keep], type=pa.string())}
+    )
+    return PreparedFile(file, source, stage, rows, events, outside_table)
 
 
-def _file_report(
-    con: duckdb.DuckDBPyConnection, ds: Dataset, file: Path, sha256: str, source: Source
-) -> dict:
-    loaded = con.execute(
-        "SELECT count(*) FROM events WHERE dataset = ? AND source_file = ?", [ds.id, str(file)]
-    ).fetchone()[0]
+def write_file(con: duckdb.DuckDBPyConnection, ds: Dataset, prepared: PreparedFile, sha256: str) -> dict:
+    """Append one prepared file's events and quarantined rows; return its counts."""
+    stage, file = prepared.stage, str(prepared.file)
+    con.register(stage + "_events", prepared.events)
+    con.register(stage + "_outside", prepared.outside)
+    con.execute(
+        f"""INSERT INTO events
+            SELECT $dataset, agency, $kind, category, ts, lat, lon, weight, record_id, h3,
+                   ward_code, $file, source_row
+            FROM {stage}_events""",
+        {"dataset": ds.id, "kind": ds.kind, "file": file},
+    )
+    raw = _raw_json_sql(prepared.source)
+    con.execute(
+        f"""INSERT INTO quarantine
+            SELECT $dataset, $file, s.__row, s.__reason, s.__column, {raw}
+            FROM {stage} s WHERE s.__reason IS NOT NULL
+            UNION ALL
+            SELECT $dataset, $file, s.__row, o.reason, $coords, {raw}
+            FROM {stage}_outside o JOIN {stage} s USING (__row)""",
+        {"dataset": ds.id, "file": file, "coords": _coord_columns(ds)},
+    )
     by_reason = dict(
         con.execute(
-            """SELECT reason, count(*) FROM quarantine WHERE dataset = ? AND source_file = ?
-               GROUP BY reason ORDER BY count(*) DESC""",
-            [ds.id, str(file)],
+            f"""SELECT reason, count(*) FROM (
+                    SELECT __reason AS reason FROM {stage} WHERE __reason IS NOT NULL
+                    UNION ALL SELECT reason FROM {stage}_outside)
+                GROUP BY reason ORDER BY count(*) DESC, reason""",
         ).fetchall()
     )
-    unknown = con.execute(
-        "SELECT count(*) FROM events WHERE dataset = ? AND source_file = ? AND category = 'unknown'",
-        [ds.id, str(file)],
-    ).fetchone()[0]
+    loaded = prepared.events.num_rows
     quarantined = sum(by_reason.values())
-    if loaded + quarantined != source.rows:
+    if loaded + quarantined != prepared.rows:
         raise RuntimeError(
-            f"{file}: reconciliation failed: {source.rows} read, {loaded} loaded, {quarantined} quarantined"
+            f"{file}: reconciliation failed: {prepared.rows} read, {loaded} loaded, {quarantined} quarantined"
         )
+    unknown = pc.sum(pc.equal(prepared.events["category"], "unknown")).as_py() or 0
+    return _file_report(prepared, sha256, loaded, by_reason, unknown)
+
+
+def _file_report(prepared: PreparedFile, sha256: str, loaded: int, by_reason: dict, unknown: int) -> dict:
     return {
-        "path": str(file),
+        "path": str(prepared.file),
         "sha256": sha256,
-        "reader": source.reader,
-        "rows_read": source.rows,
+        "reader": prepared.source.reader,
+        "rows_read": prepared.rows,
         "rows_loaded": loaded,
-        "rows_quarantined": quarantined,
+        "rows_quarantined": sum(by_reason.values()),
         "quarantined_by_reason": by_reason,
         "category_unknown": unknown,
     }
@@ -541,9 +562,10 @@ def _coords_sql(ds: Dataset, params: dict) -> tuple[str, str, str, str]:
     return a, b, f"TRY_CAST({a} AS DOUBLE)", f"TRY_CAST({b} AS DOUBLE)"
 
 
-def _stage(con: duckdb.DuckDBPyConnection, ds: Dataset, source: Source, table: str, now: dt.datetime) -> None:
-    """One SQL pass: parse every row and give the first reason it cannot be loaded, if any."""
-    params: dict = {}
+def _stage(con: duckdb.DuckDBPyConnection, ds: Dataset, source: Source, stage: str, now: dt.datetime) -> None:
+    """One SQL pass over the file: parse every row, give the first reason it cannot be loaded
+    (and the column to blame), and keep the file's own columns for the quarantine's raw rows."""
+    params: dict = dict(source.params)
     a_txt, b_txt, a_num, b_num = _coords_sql(ds, params)
     t_txt, t_parsed = _time_sql(ds, source, params)
     if ds.location_mode == "xy":
@@ -554,76 +576,67 @@ def _stage(con: duckdb.DuckDBPyConnection, ds: Dataset, source: Source, table: s
     category = _text(ds.category)
     agency = f"coalesce({_text(ds.agency_column)}, $agency)" if ds.agency_column else "$agency"
     record_id = _text(ds.record_id) if ds.record_id else "NULL::VARCHAR"
-    params.update(agency=ds.agency, latest=now + dt.timedelta(days=1), earliest=_EARLIEST)
+    params.update(
+        agency=ds.agency,
+        latest=now + dt.timedelta(days=1),
+        earliest=_EARLIEST,
+        coords_col=_coord_columns(ds),
+        time_col=ds.time + (f"+{ds.time_of_day}" if ds.time_of_day else ""),
+        weight_col=ds.weight,
+    )
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE stage AS
+        CREATE OR REPLACE TEMP TABLE {stage} AS
         WITH parsed AS (
-            SELECT s.__row, s.__problem,
+            SELECT s.*,
                    {a_txt} AS __a_txt, {b_txt} AS __b_txt, {a_num} AS __a, {b_num} AS __b,
                    {t_txt} AS __t_txt, {t_parsed} AS __ts,
                    {weight_txt} AS __w_txt, TRY_CAST({weight_txt} AS DOUBLE) AS __w,
                    coalesce({category}, 'unknown') AS __category,
                    {agency} AS __agency, {record_id} AS __record_id
-            FROM {table} s
+            FROM {source.from_sql} s
+        ),
+        judged AS (
+            SELECT *, coalesce(__w, 1.0) AS __weight,
+                   CASE
+                       WHEN __problem IS NOT NULL THEN __problem
+                       WHEN __a_txt IS NULL OR __b_txt IS NULL THEN 'missing_coordinates'
+                       WHEN __a IS NULL OR __b IS NULL THEN 'bad_coordinates'
+                       WHEN __a = 0 AND __b = 0 THEN 'zero_coordinates'
+                       WHEN {out_of_range} THEN 'invalid_coordinates'
+                       WHEN __t_txt IS NULL AND __ts IS NULL THEN 'missing_time'
+                       WHEN __ts IS NULL THEN 'bad_time'
+                       WHEN __ts > $latest::TIMESTAMP THEN 'future_time'
+                       WHEN __ts < $earliest::TIMESTAMP THEN 'bad_time'
+                       WHEN __w_txt IS NOT NULL AND __w IS NULL THEN 'bad_weight'
+                   END AS __reason
+            FROM parsed
         )
-        SELECT __row, __a, __b, __ts, __category, __agency, __record_id,
-               coalesce(__w, 1.0) AS __weight,
+        SELECT * EXCLUDE (__a_txt, __b_txt, __t_txt, __w_txt, __w),
                CASE
-                   WHEN __problem IS NOT NULL THEN __problem
-                   WHEN __a_txt IS NULL OR __b_txt IS NULL THEN 'missing_coordinates'
-                   WHEN __a IS NULL OR __b IS NULL THEN 'bad_coordinates'
-                   WHEN __a = 0 AND __b = 0 THEN 'zero_coordinates'
-                   WHEN {out_of_range} THEN 'invalid_coordinates'
-                   WHEN __t_txt IS NULL AND __ts IS NULL THEN 'missing_time'
-                   WHEN __ts IS NULL THEN 'bad_time'
-                   WHEN __ts > $latest::TIMESTAMP THEN 'future_time'
-                   WHEN __ts < $earliest::TIMESTAMP THEN 'bad_time'
-                   WHEN __w_txt IS NOT NULL AND __w IS NULL THEN 'bad_weight'
-               END AS __reason
-        FROM parsed
+                   WHEN __reason IN ('malformed_row', 'bad_encoding') THEN NULL
+                   WHEN __reason LIKE '%coordinates' OR __reason = 'not_a_point' THEN $coords_col
+                   WHEN __reason LIKE '%time' THEN $time_col
+                   WHEN __reason = 'bad_weight' THEN $weight_col
+               END AS __column
+        FROM judged
         """,
         params,
     )
-    columns = {
-        "coords": _coord_columns(ds),
-        "time": ds.time + (f"+{ds.time_of_day}" if ds.time_of_day else ""),
-        "weight": ds.weight,
-    }
-    con.execute(
-        """ALTER TABLE stage ADD COLUMN __column VARCHAR;
-           UPDATE stage SET __column = map_extract(?::MAP(VARCHAR, VARCHAR),
-                 map_extract(?::MAP(VARCHAR, VARCHAR), __reason)[1])[1]
-           WHERE __reason IS NOT NULL""",
-        [
-            {k: v for k, v in columns.items() if v},
-            _REASON_KEY,
-        ],
-    )
 
 
-def _candidates(con: duckdb.DuckDBPyConnection, ds: Dataset) -> tuple[np.ndarray, ...]:
-    """Row numbers, WGS84 latitude and longitude, and the coordinates as given in the file, of
-    the rows that passed validation."""
-    got = con.execute("SELECT __row, __a, __b FROM stage WHERE __reason IS NULL").fetchnumpy()
-    rows = np.asarray(got["__row"], dtype=np.int64)
-    a = np.asarray(got["__a"], dtype=np.float64)
-    b = np.asarray(got["__b"], dtype=np.float64)
+def _to_lat_lon(ds: Dataset, valid: pa.Table) -> tuple[np.ndarray, ...]:
+    """WGS84 latitude and longitude of the validated rows, the coordinates as the file gave
+    them, and which rows a projection could not place."""
+    a = np.asarray(valid["__a"], dtype=np.float64)
+    b = np.asarray(valid["__b"], dtype=np.float64)
     if ds.location_mode != "xy":
-        return rows, a, b, a, b
+        return a, b, a, b, np.zeros(len(a), dtype=bool)
     lat, lon = _to_wgs84(ds, a, b)
     bad = ~(np.isfinite(lat) & np.isfinite(lon) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180))
-    if bad.any():
-        # Mark these as out of range in the stage; they take no further part.
-        con.register("bad_rows", pa.table({"__row": rows[bad]}))
-        con.execute(
-            """UPDATE stage SET __reason = 'invalid_coordinates', __column = ?
-               WHERE __row IN (SELECT __row FROM bad_rows)""",
-            [_coord_columns(ds)],
-        )
-        con.unregister("bad_rows")
-        rows, lat, lon, a, b = rows[~bad], lat[~bad], lon[~bad], a[~bad], b[~bad]
-    return rows, lat, lon, a, b
+    # Unplaceable rows get a harmless position; their reason keeps them out of the events.
+    lat, lon = np.where(bad, 0.0, lat), np.where(bad, 0.0, lon)
+    return lat, lon, a, b, bad
 
 
 def _to_wgs84(ds: Dataset, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

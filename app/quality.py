@@ -69,7 +69,7 @@ def quarantine_sample(
     con: duckdb.DuckDBPyConnection, dataset: str, reason: str | None = None, limit: int = 20
 ) -> pd.DataFrame:
     """A few quarantined rows with file, row and column, for an analyst to show the owner."""
-    sharing = con.execute("SELECT sharing FROM datasets WHERE id = ?", [dataset]).fetchone()
+    sharing = con.execute("SELECT sharing FROM datasets WHERE id = ?", [dataset]).fetchall()[0]
     if sharing is None:
         raise KeyError(f"no dataset '{dataset}' in the warehouse")
     raw = "raw" if sharing[0] != "restricted" else "'(withheld: restricted dataset)'"
@@ -86,5 +86,5 @@ def quarantine_sample(
 
 
 def study_area(con: duckdb.DuckDBPyConnection) -> dict:
-    row = con.execute("SELECT value FROM meta WHERE key = 'study_area'").fetchone()
+    row = con.execute("SELECT value FROM meta WHERE key = 'study_area'").fetchall()[0]
     return json.loads(row[0]) if row else {}

@@ -1,11 +1,13 @@
-"""Open one source file as a DuckDB temp table ``src``: its own columns, plus ``__row`` (the
-1-based data row, header excluded), ``__problem`` (why the row itself is unreadable) and, for
-geometry files, ``__gx``/``__gy`` (WGS84 longitude and latitude of the point).
+"""Open one source file for the stage query: its own columns, plus ``__row`` (the 1-based data
+row, header excluded), ``__problem`` (why the row itself is unreadable) and, for geometry files,
+``__gx``/``__gy`` (WGS84 longitude and latitude of the point).
 
-CSV goes through DuckDB's strict parallel reader, which is fast and numbers rows exactly. When a
-file is structurally broken (a row with too few or too many fields, bytes that are not valid in
-its encoding), DuckDB can skip such rows but can then no longer say which row is which, so the
-file is read again by an exact Python reader that keeps every row and marks the broken ones.
+A source is a FROM-clause with bound parameters, so the stage query reads the file in the same
+pass that validates it. CSV goes through DuckDB's strict parallel reader, which is fast and
+numbers rows exactly. When a file is structurally broken (a row with too few or too many
+fields, bytes that are not valid in its encoding), DuckDB can skip such rows but can then no
+longer say which row is which, so ``tolerant_csv_source`` reads it again with an exact Python
+reader that keeps every row and marks the broken ones.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import gzip
 import io
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -38,73 +40,56 @@ class SourceError(ValueError):
 @dataclass(frozen=True)
 class Source:
     columns: dict[str, str]  # the file's own columns and their DuckDB types
-    rows: int
     reader: str  # "duckdb", "python" (tolerant CSV) or "geometry"
+    from_sql: str  # a FROM-clause item yielding the columns plus __row and __problem
+    params: dict = field(default_factory=dict)  # bound parameters of from_sql
 
 
-def open_source(con: duckdb.DuckDBPyConnection, ds: Dataset, file: Path, table: str = "src") -> Source:
-    """Read ``file`` into the temp table ``table`` (a name chosen by the code, never a user).
-
-    Call it outside any transaction: DuckDB aborts a transaction on the first failed statement,
-    and the fast CSV path is allowed to fail.
-    """
-    source = _open(con, ds, file)
-    con.execute(f"DROP TABLE IF EXISTS {table}")
-    con.execute(f"ALTER TABLE src RENAME TO {table}")
-    return source
-
-
-def _open(con: duckdb.DuckDBPyConnection, ds: Dataset, file: Path) -> Source:
+def open_source(con: duckdb.DuckDBPyConnection, ds: Dataset, file: Path, name: str) -> Source:
+    """Describe ``file`` as a source; Arrow-backed sources are registered as ``name``."""
     if not file.exists():
         raise SourceError(f"{file}: file not found")
     if file.stat().st_size == 0:
         raise SourceError(f"{file}: the file is empty")
-    con.execute("DROP TABLE IF EXISTS src")
     if ds.format == "csv":
-        source = _open_csv(con, ds, file)
-    elif ds.format == "parquet":
-        source = _open_parquet(con, file)
-    else:
-        source = _open_geometry(con, ds, file)
-    if source.rows == 0:
-        raise SourceError(f"{file}: the file has a header but no data rows")
-    return source
+        try:
+            return _duckdb_csv_source(con, ds, file)
+        except duckdb.Error:
+            return tolerant_csv_source(con, ds, file, name)
+    if ds.format == "parquet":
+        return _parquet_source(con, file)
+    return _geometry_source(con, ds, file, name)
 
 
-def _columns(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    rows = con.execute("DESCRIBE src").fetchall()
+def _describe(con: duckdb.DuckDBPyConnection, from_sql: str, params: dict) -> dict[str, str]:
+    rows = con.execute(f"DESCRIBE SELECT * FROM {from_sql}", params).fetchall()
     internal = ("__row", "__problem", "__gx", "__gy")
     return {name: typ for name, typ, *_ in rows if name not in internal}
 
 
-def _count(con: duckdb.DuckDBPyConnection) -> int:
-    return con.execute("SELECT count(*) FROM src").fetchone()[0]
-
-
-def _open_csv(con: duckdb.DuckDBPyConnection, ds: Dataset, file: Path) -> Source:
+def _duckdb_csv_source(con: duckdb.DuckDBPyConnection, ds: Dataset, file: Path) -> Source:
     encoding = ds.encoding.lower().replace("_", "-")
-    duck_encoding = {"utf8": "utf-8", "latin1": "latin-1", "iso-8859-1": "latin-1"}.get(encoding, encoding)
-    try:
-        con.execute(
-            """
-            CREATE TEMP TABLE src AS
-            SELECT *, row_number() OVER () AS __row, NULL::VARCHAR AS __problem
-            FROM read_csv(?, header = true, all_varchar = true, delim = ?, quote = '"',
-                          escape = '"', encoding = ?, max_line_size = ?, auto_detect = true,
-                          nullstr = ?)
-            """,
-            [str(file), ds.delimiter, duck_encoding, MAX_LINE_BYTES, ["", *ds.null_values]],
-        )
-        return Source(_columns(con), _count(con), "duckdb")
-    except (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.IOException):
-        con.execute("DROP TABLE IF EXISTS src")
+    encoding = {"utf8": "utf-8", "latin1": "latin-1", "iso-8859-1": "latin-1"}.get(encoding, encoding)
+    params = {
+        "file": str(file),
+        "delim": ds.delimiter,
+        "encoding": encoding,
+        "max_line": MAX_LINE_BYTES,
+        "nulls": ["", *ds.null_values],
+    }
+    from_sql = """(
+        SELECT *, row_number() OVER () AS __row, NULL::VARCHAR AS __problem
+        FROM read_csv($file, header = true, all_varchar = true, delim = $delim, quote = '"',
+                      escape = '"', encoding = $encoding, max_line_size = $max_line,
+                      auto_detect = true, nullstr = $nulls)
+    )"""
+    return Source(_describe(con, from_sql, params), "duckdb", from_sql, params)
+
+
+def tolerant_csv_source(con: duckdb.DuckDBPyConnection, ds: Dataset, file: Path, name: str) -> Source:
     table = read_csv_tolerant(file, ds.delimiter, ds.encoding, ds.null_values)
-    con.register("src_arrow", table)
-    try:
-        con.execute("CREATE TEMP TABLE src AS SELECT * FROM src_arrow")
-    finally:
-        con.unregister("src_arrow")
-    return Source(_columns(con), table.num_rows, "python")
+    con.register(name, table)
+    return Source(_describe(con, name, {}), "python", name)
 
 
 def read_csv_tolerant(
@@ -170,23 +155,19 @@ def _unique_names(header: list[str]) -> list[str]:
     return names
 
 
-def _open_parquet(con: duckdb.DuckDBPyConnection, file: Path) -> Source:
+def _parquet_source(con: duckdb.DuckDBPyConnection, file: Path) -> Source:
+    from_sql = """(
+        SELECT * EXCLUDE (file_row_number), file_row_number + 1 AS __row, NULL::VARCHAR AS __problem
+        FROM read_parquet($file, file_row_number = true)
+    )"""
+    params = {"file": str(file)}
     try:
-        con.execute(
-            """
-            CREATE TEMP TABLE src AS
-            SELECT * EXCLUDE (file_row_number), file_row_number + 1 AS __row,
-                   NULL::VARCHAR AS __problem
-            FROM read_parquet(?, file_row_number = true)
-            """,
-            [str(file)],
-        )
+        return Source(_describe(con, from_sql, params), "duckdb", from_sql, params)
     except duckdb.Error as exc:
         raise SourceError(f"{file}: not a readable Parquet file: {exc}") from exc
-    return Source(_columns(con), _count(con), "duckdb")
 
 
-def _open_geometry(con: duckdb.DuckDBPyConnection, ds: Dataset, file: Path) -> Source:
+def _geometry_source(con: duckdb.DuckDBPyConnection, ds: Dataset, file: Path, name: str) -> Source:
     import geopandas as gpd  # heavy import, only for geometry files
 
     try:
@@ -211,9 +192,5 @@ def _open_geometry(con: duckdb.DuckDBPyConnection, ds: Dataset, file: Path) -> S
     table = table.append_column("__problem", pa.array(problem.tolist(), type=pa.string()))
     table = table.append_column("__gx", pa.array(gx))
     table = table.append_column("__gy", pa.array(gy))
-    con.register("src_arrow", table)
-    try:
-        con.execute("CREATE TEMP TABLE src AS SELECT * FROM src_arrow")
-    finally:
-        con.unregister("src_arrow")
-    return Source(_columns(con), len(gdf), "geometry")
+    con.register(name, table)
+    return Source(_describe(con, name, {}), "geometry", name)

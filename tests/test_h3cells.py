@@ -23,7 +23,7 @@ def test_parent_matches_h3(lat, lng, res):
     fine = np.array([h3.str_to_int(cell)], dtype=np.uint64)
     assert int(parent_np(fine, res)[0]) == expected
     sql = f"SELECT {parent_sql('c', res)} FROM (SELECT ?::UBIGINT AS c)"
-    got = duckdb.connect().execute(sql, [int(fine[0])]).fetchone()[0]
+    got = duckdb.connect().execute(sql, [int(fine[0])]).fetchall()[0][0]
     assert got == expected
 
 
