@@ -402,23 +402,26 @@ def prepare_file(
     if outside.any():
         reason[outside] = _outside_reason(ds, raw_a[outside], raw_b[outside], index)
     keep = ward_idx >= 0
-    codes = pa.array(np.array(wards.codes, dtype=object)[ward_idx[keep]], type=pa.string())
-    take = pa.array(np.flatnonzero(keep))
+    kept = valid.filter(pa.array(keep))
     events = pa.table(
         {
-            "agency": valid["__agency"].take(take),
-            "category": valid["__category"].take(take),
-            "ts": valid["__ts"].take(take),
+            "agency": kept["__agency"],
+            "category": kept["__category"],
+            "ts": kept["__ts"],
             "lat": lat[keep],
             "lon": lon[keep],
-            "weight": valid["__weight"].take(take),
-            "record_id": valid["__record_id"].take(take),
+            "weight": kept["__weight"],
+            "record_id": kept["__record_id"],
             "h3": pa.array(cells[keep], type=pa.uint64()),
-            "ward_code": codes,
-            "source_row": valid["__row"].take(take),
+            # Ward codes as indices into the few codes: no per-row string is built here.
+            "ward_code": pa.DictionaryArray.from_arrays(
+                pa.array(ward_idx[keep], type=pa.int32()), pa.array(wards.codes, type=pa.string())
+            ),
+            "source_row": kept["__row"],
         }
     )
     rows_out = np.asarray(valid["__row"])[~keep]
+    del valid, kept
     outside_table = pa.table(
         {"__row": pa.array(rows_out, type=pa.int64()), "reason": pa.array(reason[~keep], type=pa.string())}
     )

@@ -71,11 +71,14 @@ CREATE TABLE IF NOT EXISTS datasets (
 """
 
 
-def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """A connection with the session settings every query here assumes (UTC, bounded memory)."""
+def connect(
+    path: str | Path, read_only: bool = False, memory_limit: str = "1GB"
+) -> duckdb.DuckDBPyConnection:
+    """A connection with the session settings every query here assumes (UTC, bounded memory;
+    beyond the limit DuckDB spills to disk rather than growing)."""
     con = duckdb.connect(str(path), read_only=read_only)
     con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET memory_limit = '1GB'")
+    con.execute("SET memory_limit = ?", [memory_limit])
     return con
 
 
@@ -116,7 +119,8 @@ def writable_copy(path: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
         stale.unlink(missing_ok=True)
     if path.exists():
         shutil.copyfile(path, work)
-    con = connect(work)
+    # A load also holds Arrow and numpy copies of the rows it places: leave room for them.
+    con = connect(work, memory_limit="768MB")
     try:
         ensure_schema(con)
         yield con
