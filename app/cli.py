@@ -1,4 +1,4 @@
-"""Command line: ``python -m app load`` (and the demo generator).
+"""Command line: ``python -m app load``, ``python -m app export`` and the demo generator.
 
 Errors an analyst can fix (a catalogue mistake, a missing file, an unreadable boundary file)
 print one clear message and exit non-zero, never a traceback.
@@ -89,6 +89,39 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _date(text: str):
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from app import export
+    from app.filters import Filter, FilterError
+    from app.warehouse import open_readonly
+
+    try:
+        f = Filter(
+            datasets=tuple(args.dataset or ()),
+            categories=tuple(args.category or ()),
+            start=args.date_from,
+            end=args.date_to,
+        )
+        with open_readonly(args.db) as con:
+            result = export.build(con, args.what, f, res=args.res, k=args.k, step=args.step)
+            sidecar = export.write(con, result, args.format, Path(args.out))
+    except (FilterError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {len(result.frame):,} rows to {args.out} (metadata: {sidecar})")
+    for warning in result.metadata["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m app", description="Common Ground command line")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -99,6 +132,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the load report as JSON")
     p.add_argument("--force", action="store_true", help="reload every dataset even if unchanged")
     p.set_defaults(func=cmd_load)
+
+    p = sub.add_parser("export", help="export hex, ward, hotspot or emerging-hotspot tables")
+    p.add_argument("what", choices=["hexes", "wards", "hotspots", "emerging"])
+    p.add_argument("--res", type=int, default=8, help="H3 resolution, 5 to 11 (not used for wards)")
+    p.add_argument("--dataset", action="append", help="dataset id (repeat for several; default all)")
+    p.add_argument("--category", action="append", help="category (repeat for several; default all)")
+    p.add_argument("--from", dest="date_from", type=_date, help="first day, YYYY-MM-DD")
+    p.add_argument("--to", dest="date_to", type=_date, help="last day, YYYY-MM-DD")
+    p.add_argument("--k", type=int, default=1, help="Gi* neighbourhood: rings of cells (default 1)")
+    p.add_argument("--step", choices=["month", "week"], default="month", help="emerging: time step")
+    p.add_argument("--format", choices=["csv", "geojson", "parquet"], default="csv")
+    p.add_argument("--db", default=str(DEFAULT_DB), help="warehouse DuckDB file")
+    p.add_argument("--out", required=True, help="file to write; its metadata goes beside it as .json")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("demo", help="write the fictional demo city's files")
     p.add_argument("--out", default=str(REPO / "data" / "demo"), help="output folder")

@@ -93,10 +93,10 @@ SPOTS = {
 
 def _profile(kind: str, t: np.ndarray) -> np.ndarray:
     """Relative intensity over time, t in 0..1 across the three years."""
-    if kind == "emerging":
-        return np.where(t < 0.55, 0.05, 0.05 + 2.0 * (t - 0.55) / 0.45)
-    if kind == "fading":
-        return np.clip(1.6 * (1 - t / 0.6), 0.03, None)
+    if kind == "emerging":  # nothing until mid-2024, then growing
+        return np.where(t < 0.55, 0.0, 0.1 + 2.0 * (t - 0.55) / 0.45)
+    if kind == "fading":  # still a hotspot at the end, but a weakening one
+        return 1.8 - 1.35 * t
     return np.ones_like(t)
 
 
@@ -265,6 +265,22 @@ DATASETS = {
     ),
 }
 
+
+# What a planted cluster is made of, where it is not the dataset's usual mix.
+SPOT_CATEGORIES = {
+    ("police_crime", "eastgate_burglary"): {"Burglary": 0.85, "Vehicle crime": 0.15},
+    ("police_crime", "town_centre"): {
+        "Violence and sexual offences": 0.5,
+        "Public order": 0.3,
+        "Shoplifting": 0.2,
+    },
+    ("council_env", "industrial_estate"): {"Fly-tipping": 0.8, "Abandoned vehicle": 0.2},
+    ("housing_repairs", "northgate_estate"): {
+        "Damp and mould": 0.6,
+        "Heating and hot water": 0.2,
+        "Leaks": 0.2,
+    },
+}
 
 # --------------------------------------------------------------------------------------------
 # Geometry helpers (a local flat approximation is plenty for a 20 km city)
@@ -482,7 +498,9 @@ def _spot_points(rng: np.random.Generator, city: shapely.Geometry, s: Spot, k: i
     return np.concatenate(lon_parts), np.concatenate(lat_parts)
 
 
-def make_records(rng: np.random.Generator, wards: pd.DataFrame, spec: dict, n: int) -> pd.DataFrame:
+def make_records(
+    rng: np.random.Generator, wards: pd.DataFrame, ds_id: str, spec: dict, n: int
+) -> pd.DataFrame:
     parts = []
     spot_total = 0
     city = shapely.union_all(wards["geom"].tolist())
@@ -492,15 +510,19 @@ def make_records(rng: np.random.Generator, wards: pd.DataFrame, spec: dict, n: i
         k = int(n * share)
         spot_total += k
         lon, lat = _spot_points(rng, city, s, k)
-        parts.append(pd.DataFrame({"lon": lon, "lat": lat, "ts": _times(rng, k, spec, s.profile)}))
+        mix = SPOT_CATEGORIES.get((ds_id, name), spec["categories"])
+        cats = rng.choice(list(mix), size=k, p=np.array(list(mix.values())) / sum(mix.values()))
+        parts.append(
+            pd.DataFrame({"lon": lon, "lat": lat, "ts": _times(rng, k, spec, s.profile), "category": cats})
+        )
     k = n - spot_total
     lon, lat = _sample_in_wards(rng, wards, k)
-    parts.append(pd.DataFrame({"lon": lon, "lat": lat, "ts": _times(rng, k, spec)}))
-    frame = pd.concat(parts, ignore_index=True)
-    frame = frame.iloc[rng.permutation(len(frame))].reset_index(drop=True)
     cats = list(spec["categories"])
     probs = np.array(list(spec["categories"].values()))
-    frame["category"] = rng.choice(cats, size=len(frame), p=probs / probs.sum())
+    background = rng.choice(cats, size=k, p=probs / probs.sum())
+    parts.append(pd.DataFrame({"lon": lon, "lat": lat, "ts": _times(rng, k, spec), "category": background}))
+    frame = pd.concat(parts, ignore_index=True)
+    frame = frame.iloc[rng.permutation(len(frame))].reset_index(drop=True)
     if "weight" in spec:
         _, lo, hi = spec["weight"]
         frame["weight"] = np.round(rng.uniform(lo, hi, len(frame)), 2)
@@ -692,7 +714,7 @@ def generate(out: Path, events: int = 1_000_000, seed: int = 2026) -> dict:
     files, damage = {}, {}
     for ds_id, spec in DATASETS.items():
         n = max(200, round(spec["n"] * events / total_spec))
-        frame = make_records(rng, wards, spec, n)
+        frame = make_records(rng, wards, ds_id, spec, n)
         damage[ds_id] = plant_bad_rows(rng, frame)
         files[ds_id] = write_dataset(out / ds_id, ds_id, spec, frame)
 

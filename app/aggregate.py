@@ -1,0 +1,217 @@
+"""Filtered aggregates from the warehouse: hexes at any resolution, wards, time series.
+
+Every function returns figures already under disclosure control (see app.disclosure): counts
+of partners' and restricted datasets are suppressed or rounded before they leave here.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import h3
+import numpy as np
+import pandas as pd
+
+from app.disclosure import CELL_KEY_SQL, DEFAULT_RULE, PROTECTED, Rule, apply, most_restrictive
+from app.filters import Filter, data_period, validate, where, with_period
+from app.h3cells import check_res, parent_sql
+
+HEX_RES = range(5, 12)
+FREQS = {"day": "day", "week": "week", "month": "month"}
+
+
+def check_hex_res(res: int) -> int:
+    if not isinstance(res, int | np.integer) or int(res) not in HEX_RES:
+        raise ValueError(f"resolution must be from {HEX_RES.start} to {HEX_RES.stop - 1}, not {res!r}")
+    return check_res(int(res))
+
+
+def raw_hex_counts(con: duckdb.DuckDBPyConnection, f: Filter, res: int) -> pd.DataFrame:
+    """Exact counts per cell and dataset, for use inside the engine only."""
+    res = check_hex_res(res)
+    sql, params = where(validate(con, f))
+    return con.execute(
+        f"""
+        SELECT {parent_sql("e.h3", res)} AS h3, e.dataset, any_value(d.agency) AS agency,
+               any_value(d.kind) AS kind, any_value(d.sharing) AS sharing,
+               count(*) AS count, sum(e.weight) AS weight, {CELL_KEY_SQL} AS cell_key
+        FROM events e JOIN datasets d ON d.id = e.dataset
+        WHERE {sql}
+        GROUP BY 1, 2
+        ORDER BY 1, 2
+        """,
+        params,
+    ).df()
+
+
+def hex_aggregate(
+    con: duckdb.DuckDBPyConnection, f: Filter, res: int, rule: Rule = DEFAULT_RULE
+) -> pd.DataFrame:
+    """Per cell and dataset: count and weight sum (protected), plus the cell's centre."""
+    frame = apply(raw_hex_counts(con, f, res), rule, ("count", "weight"))
+    return _with_centres(frame, res)
+
+
+def hex_totals(
+    con: duckdb.DuckDBPyConnection, f: Filter, res: int, rule: Rule = DEFAULT_RULE
+) -> pd.DataFrame:
+    """Per cell: all selected datasets together, protected at the most restrictive level
+    among them (a total that includes a restricted dataset is treated as restricted)."""
+    raw = raw_hex_counts(con, f, res)
+    if raw.empty:
+        return _with_centres(pd.DataFrame(columns=["h3", "count", "weight", "sharing", "suppressed"]), res)
+    sharing = most_restrictive(raw["sharing"])
+    totals = raw.groupby("h3", as_index=False)[["count", "weight"]].sum()
+    totals["cell_key"] = xor_by(raw, "h3")
+    totals["sharing"] = sharing
+    totals["datasets"] = raw.groupby("h3")["dataset"].nunique().to_numpy()
+    return _with_centres(apply(totals, rule, ("count", "weight")), res)
+
+
+def xor_by(frame: pd.DataFrame, key: str) -> np.ndarray:
+    """Cell keys of groups of rows: the XOR of the rows' cell keys (as for their records)."""
+    grouped = frame.groupby(key, sort=True)["cell_key"]
+    return grouped.agg(lambda k: np.bitwise_xor.reduce(k.to_numpy(dtype=np.uint64))).to_numpy(dtype=np.uint64)
+
+
+def _with_centres(frame: pd.DataFrame, res: int) -> pd.DataFrame:
+    frame = frame.copy()
+    cells = frame["h3"].astype("uint64").to_numpy()
+    centres = np.array([h3.cell_to_latlng(h3.int_to_str(int(c))) for c in cells]).reshape(-1, 2)
+    frame["h3_cell"] = [h3.int_to_str(int(c)) for c in cells]
+    frame["resolution"] = res
+    frame["cell_lat"] = centres[:, 0]
+    frame["cell_lng"] = centres[:, 1]
+    return frame
+
+
+def ward_aggregate(
+    con: duckdb.DuckDBPyConnection, f: Filter, rule: Rule = DEFAULT_RULE, by_dataset: bool = True
+) -> pd.DataFrame:
+    """Per ward (and dataset): count, rate per 1,000 residents, per km², share of the city
+    total, and change against the previous period of equal length; all protected."""
+    f = with_period(con, validate(con, f))
+    current = _ward_counts(con, f, by_dataset)
+    prev_f = f.previous()
+    first_day = data_period(con, f.with_(start=None, end=None))
+    # A previous period that ends before the data begins has no figures, not zero figures.
+    has_previous = prev_f is not None and first_day is not None and prev_f.end >= first_day[0]
+    previous = _ward_counts(con, prev_f, by_dataset) if has_previous else current.iloc[0:0]
+    keys = ["ward_code", "dataset"] if by_dataset else ["ward_code"]
+    frame = current.merge(
+        previous[[*keys, "count"]].rename(columns={"count": "previous_count"}), on=keys, how="left"
+    )
+    frame = frame.merge(
+        previous[[*keys, "cell_key"]].rename(columns={"cell_key": "previous_key"}), on=keys, how="left"
+    )
+    frame["previous_count"] = frame["previous_count"].fillna(0 if has_previous else np.nan)
+    previous_keys = frame.pop("previous_key").fillna(0).to_numpy(dtype=np.uint64)
+    protected = apply(frame, rule, ("count",))
+    prev_values, prev_suppressed = rule.release(
+        frame["previous_count"].to_numpy(), frame["sharing"].isin(PROTECTED).to_numpy(), previous_keys
+    )
+    protected["previous_count"] = prev_values
+    protected["previous_suppressed"] = prev_suppressed
+    count = protected["count"]
+    protected["rate_per_1000"] = np.where(
+        protected["population"] > 0, 1000 * count / protected["population"], np.nan
+    )
+    protected["per_km2"] = count / protected["area_km2"]
+    group = protected.groupby("dataset")["count"] if by_dataset else protected["count"]
+    city = group.transform("sum") if by_dataset else group.sum()
+    protected["share"] = count / city
+    protected["change"] = count - protected["previous_count"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        protected["change_pct"] = np.where(
+            protected["previous_count"] > 0, 100 * protected["change"] / protected["previous_count"], np.nan
+        )
+    protected["period_start"] = f.start
+    protected["period_end"] = f.end
+    return protected
+
+
+def _ward_counts(con: duckdb.DuckDBPyConnection, f: Filter, by_dataset: bool) -> pd.DataFrame:
+    """Exact counts for every ward (zero-filled) and dataset in the filter."""
+    sql, params = where(f)
+    datasets = _datasets_in(con, f)
+    params["ids"] = datasets["id"].tolist()
+    if by_dataset:
+        return con.execute(
+            f"""
+            WITH counts AS (
+                SELECT e.ward_code, e.dataset, count(*) AS count, {CELL_KEY_SQL} AS cell_key
+                FROM events e WHERE {sql} GROUP BY ALL
+            )
+            SELECT w.code AS ward_code, w.name AS ward_name, w.population, w.area_km2,
+                   d.id AS dataset, d.agency, d.kind, d.sharing, coalesce(c.count, 0) AS count,
+                   coalesce(c.cell_key, 0) AS cell_key
+            FROM wards w CROSS JOIN datasets d
+            LEFT JOIN counts c ON c.ward_code = w.code AND c.dataset = d.id
+            WHERE list_contains($ids, d.id)
+            ORDER BY w.code, d.id
+            """,
+            params,
+        ).df()
+    frame = con.execute(
+        f"""
+        WITH counts AS (
+            SELECT e.ward_code, count(*) AS count, {CELL_KEY_SQL} AS cell_key
+            FROM events e WHERE {sql} GROUP BY ALL
+        )
+        SELECT w.code AS ward_code, w.name AS ward_name, w.population, w.area_km2,
+               coalesce(c.count, 0) AS count, coalesce(c.cell_key, 0) AS cell_key
+        FROM wards w LEFT JOIN counts c ON c.ward_code = w.code
+        ORDER BY w.code
+        """,
+        params,
+    ).df()
+    frame["dataset"] = "(selected)"
+    frame["sharing"] = most_restrictive(datasets["sharing"]) if len(datasets) else "open"
+    return frame
+
+
+def _datasets_in(con: duckdb.DuckDBPyConnection, f: Filter) -> pd.DataFrame:
+    """The catalogue rows that the filter's dataset, agency and kind choices let through."""
+    frame = con.execute("SELECT id, agency, kind, sharing FROM datasets ORDER BY id").df()
+    if f.datasets:
+        frame = frame[frame["id"].isin(f.datasets)]
+    if f.kinds:
+        frame = frame[frame["kind"].isin(f.kinds)]
+    if f.agencies:
+        frame = frame[frame["agency"].isin(f.agencies)]
+    return frame
+
+
+def time_series(
+    con: duckdb.DuckDBPyConnection,
+    f: Filter,
+    freq: str = "month",
+    ward: str | None = None,
+    cell: str | int | None = None,
+    rule: Rule = DEFAULT_RULE,
+) -> pd.DataFrame:
+    """Counts per period and dataset for the whole city, one ward, or one H3 cell (of any
+    resolution from 5 to 11); protected."""
+    if freq not in FREQS:
+        raise ValueError(f"freq must be one of {', '.join(FREQS)}")
+    sql, params = where(validate(con, f))
+    place = "TRUE"
+    if ward is not None:
+        place = "e.ward_code = $ward"
+        params["ward"] = ward
+    elif cell is not None:
+        cell_int = h3.str_to_int(cell) if isinstance(cell, str) else int(cell)
+        res = check_hex_res(h3.get_resolution(h3.int_to_str(cell_int)))
+        place = f"{parent_sql('e.h3', res)} = $cell::UBIGINT"
+        params["cell"] = cell_int
+    frame = con.execute(
+        f"""
+        SELECT date_trunc('{FREQS[freq]}', e.ts)::DATE AS period, e.dataset,
+               any_value(d.agency) AS agency, any_value(d.sharing) AS sharing, count(*) AS count,
+               {CELL_KEY_SQL} AS cell_key
+        FROM events e JOIN datasets d ON d.id = e.dataset
+        WHERE {sql} AND {place}
+        GROUP BY 1, 2 ORDER BY 1, 2
+        """,
+        params,
+    ).df()
+    return apply(frame, rule)

@@ -1,0 +1,125 @@
+"""The filter every view and export shares: which records, when, and at what time of day.
+
+A filter is validated against the warehouse (dataset ids, agencies and categories must exist)
+and turned into a WHERE clause whose values are always bound parameters.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field, replace
+
+import duckdb
+
+KINDS = ("demand", "intervention")
+
+
+class FilterError(ValueError):
+    """A filter that names something the warehouse does not hold, or is self-contradictory."""
+
+
+@dataclass(frozen=True)
+class Filter:
+    datasets: tuple[str, ...] = ()  # empty: every dataset
+    agencies: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    start: dt.date | None = None  # inclusive
+    end: dt.date | None = None  # inclusive: the whole of that day
+    weekdays: tuple[int, ...] = ()  # ISO: 1 Monday .. 7 Sunday
+    hours: tuple[int, ...] = ()  # 0 .. 23
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def with_(self, **changes) -> Filter:
+        return replace(self, **changes)
+
+    def days(self) -> int | None:
+        if self.start is None or self.end is None:
+            return None
+        return (self.end - self.start).days + 1
+
+    def previous(self) -> Filter | None:
+        """The period of equal length just before this one, or None without a full period."""
+        days = self.days()
+        if days is None:
+            return None
+        return self.with_(start=self.start - dt.timedelta(days=days), end=self.start - dt.timedelta(days=1))
+
+    def describe(self) -> dict:
+        return {
+            "datasets": list(self.datasets),
+            "agencies": list(self.agencies),
+            "kinds": list(self.kinds),
+            "categories": list(self.categories),
+            "start": self.start.isoformat() if self.start else None,
+            "end": self.end.isoformat() if self.end else None,
+            "weekdays": list(self.weekdays),
+            "hours": list(self.hours),
+        }
+
+
+def validate(con: duckdb.DuckDBPyConnection, f: Filter) -> Filter:
+    """Check every identifier against the warehouse; return the filter unchanged if sound."""
+    known = {r[0] for r in con.execute("SELECT id FROM datasets").fetchall()}
+    unknown = sorted(set(f.datasets) - known)
+    if unknown:
+        raise FilterError(
+            f"unknown dataset {', '.join(repr(u) for u in unknown)}; known: {', '.join(sorted(known))}"
+        )
+    agencies = {r[0] for r in con.execute("SELECT DISTINCT agency FROM events").fetchall()}
+    if set(f.agencies) - agencies:
+        raise FilterError(f"unknown agency {sorted(set(f.agencies) - agencies)}")
+    if set(f.kinds) - set(KINDS):
+        raise FilterError(f"kind must be one of {', '.join(KINDS)}")
+    if any(not 1 <= d <= 7 for d in f.weekdays):
+        raise FilterError("weekdays are 1 (Monday) to 7 (Sunday)")
+    if any(not 0 <= h <= 23 for h in f.hours):
+        raise FilterError("hours are 0 to 23")
+    if f.start and f.end and f.start > f.end:
+        raise FilterError(f"the period is reversed: {f.start} is after {f.end}")
+    return f
+
+
+def where(f: Filter, alias: str = "e") -> tuple[str, dict]:
+    """A WHERE clause (without the keyword) over the events table, with its parameters."""
+    clauses, params = ["TRUE"], {}
+
+    def any_of(column: str, name: str, values: tuple) -> None:
+        if values:
+            clauses.append(f"list_contains(${name}, {alias}.{column})")
+            params[name] = list(values)
+
+    any_of("dataset", "f_datasets", f.datasets)
+    any_of("agency", "f_agencies", f.agencies)
+    any_of("kind", "f_kinds", f.kinds)
+    any_of("category", "f_categories", f.categories)
+    if f.start:
+        clauses.append(f"{alias}.ts >= $f_start")
+        params["f_start"] = dt.datetime.combine(f.start, dt.time())
+    if f.end:
+        clauses.append(f"{alias}.ts < $f_end")
+        params["f_end"] = dt.datetime.combine(f.end + dt.timedelta(days=1), dt.time())
+    if f.weekdays:
+        clauses.append(f"list_contains($f_weekdays, isodow({alias}.ts))")
+        params["f_weekdays"] = list(f.weekdays)
+    if f.hours:
+        clauses.append(f"list_contains($f_hours, hour({alias}.ts))")
+        params["f_hours"] = list(f.hours)
+    return " AND ".join(clauses), params
+
+
+def data_period(con: duckdb.DuckDBPyConnection, f: Filter) -> tuple[dt.date, dt.date] | None:
+    """The first and last day with a record under the filter (used when it gives no dates)."""
+    sql, params = where(f)
+    lo, hi = con.execute(f"SELECT min(ts), max(ts) FROM events e WHERE {sql}", params).fetchall()[0]
+    return (lo.date(), hi.date()) if lo else None
+
+
+def with_period(con: duckdb.DuckDBPyConnection, f: Filter) -> Filter:
+    """The filter with its open ends closed by the data's own first and last day."""
+    if f.start and f.end:
+        return f
+    period = data_period(con, f)
+    if period is None:
+        return f
+    return f.with_(start=f.start or period[0], end=f.end or period[1])

@@ -1,0 +1,80 @@
+"""The study area as a grid: every H3 cell of a resolution, and who neighbours whom.
+
+Gi* must see the places where nothing happened as well as those where something did, so the
+grid is the complete set of cells whose centre lies in a ward (plus any cell holding an event),
+not just the cells that appear in the data.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import duckdb
+import h3
+import numpy as np
+import scipy.sparse as sp
+import shapely
+
+from app.h3cells import check_res, parent_sql
+
+
+def study_area_cells(con: duckdb.DuckDBPyConnection, res: int) -> np.ndarray:
+    """Sorted uint64 cells covering the study area at ``res``."""
+    res = check_res(res)
+    boundary_hash, geojson = _wards_geojson(con)
+    cells = _polyfill(boundary_hash, geojson, res)
+    with_events = con.execute(f"SELECT DISTINCT {parent_sql('h3', res)} FROM events").fetchnumpy()
+    extra = next(iter(with_events.values())).astype(np.uint64) if with_events else np.zeros(0, np.uint64)
+    return np.union1d(cells, extra)
+
+
+def _wards_geojson(con: duckdb.DuckDBPyConnection) -> tuple[str, tuple[str, ...]]:
+    row = con.execute("SELECT value FROM meta WHERE key = 'boundary_hash'").fetchall()
+    geo = tuple(r[0] for r in con.execute("SELECT geojson FROM wards ORDER BY code").fetchall())
+    return (row[0][0] if row else ""), geo
+
+
+@functools.lru_cache(maxsize=32)
+def _polyfill(boundary_hash: str, geojson: tuple[str, ...], res: int) -> np.ndarray:
+    cells: set[int] = set()
+    for g in geojson:
+        geom = shapely.from_geojson(g)
+        parts = geom.geoms if isinstance(geom, shapely.MultiPolygon) else [geom]
+        for part in parts:
+            shape = h3.geo_to_h3shape(json.loads(shapely.to_geojson(part)))
+            cells.update(h3.str_to_int(c) for c in h3.h3shape_to_cells(shape, res))
+    return np.array(sorted(cells), dtype=np.uint64)
+
+
+def kring_weights(cells: np.ndarray, k: int = 1) -> sp.csr_matrix:
+    """Binary weights: 1 between a cell and every grid cell within k steps, itself included."""
+    if k < 0:
+        raise ValueError("k must be 0 or more")
+    return _kring(cells.tobytes(), k)
+
+
+@functools.lru_cache(maxsize=16)
+def _kring(cells_bytes: bytes, k: int) -> sp.csr_matrix:
+    cells = np.frombuffer(cells_bytes, dtype=np.uint64)
+    index = {int(c): i for i, c in enumerate(cells)}
+    rows, cols = [], []
+    for i, c in enumerate(cells):
+        for nb in h3.grid_disk(h3.int_to_str(int(c)), k):
+            j = index.get(h3.str_to_int(nb))
+            if j is not None:
+                rows.append(i)
+                cols.append(j)
+    data = np.ones(len(rows), dtype=np.float64)
+    return sp.csr_matrix((data, (rows, cols)), shape=(len(cells), len(cells)))
+
+
+def ward_weights(geometries: list[shapely.Geometry]) -> sp.csr_matrix:
+    """Binary contiguity (queen: sharing a boundary or a corner) with each ward's self-weight."""
+    tree = shapely.STRtree(geometries)
+    left, right = tree.query(geometries, predicate="intersects")
+    keep = left != right
+    n = len(geometries)
+    rows = np.concatenate([left[keep], np.arange(n)])
+    cols = np.concatenate([right[keep], np.arange(n)])
+    return sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))

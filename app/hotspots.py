@@ -1,0 +1,134 @@
+"""Significant hotspots on the hex grid and on wards, from the filtered records.
+
+Gi* runs over the study area's complete grid (empty cells count as zero). For partners' and
+restricted datasets it runs on the released counts (rounded, suppressed ones as a neutral
+stand-in), so that z-scores cannot be inverted into exact small counts.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import h3
+import numpy as np
+import pandas as pd
+import shapely
+
+from app.aggregate import check_hex_res, raw_hex_counts
+from app.disclosure import CELL_KEY_SQL, DEFAULT_RULE, PROTECTED, Rule, most_restrictive
+from app.filters import Filter, validate, where
+from app.grid import kring_weights, study_area_cells, ward_weights
+from app.stats import GiStar, gi_star
+
+
+def released_grid(
+    counts: pd.DataFrame, cells: np.ndarray, rule: Rule
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """Zero-filled counts over ``cells`` for the datasets in ``counts`` taken together:
+    (released values, suppressed flags, values for statistics, sharing level)."""
+    exact = np.zeros(len(cells))
+    keys = np.zeros(len(cells), dtype=np.uint64)
+    if len(counts):
+        pos = np.searchsorted(cells, counts["h3"].astype("uint64").to_numpy())
+        np.add.at(exact, pos, counts["count"].to_numpy(dtype=np.float64))
+        np.bitwise_xor.at(keys, pos, counts["cell_key"].to_numpy(dtype=np.uint64))
+        sharing = most_restrictive(counts["sharing"])
+    else:
+        sharing = "open"
+    values, suppressed = rule.release(exact, sharing in PROTECTED, keys)
+    return values, suppressed, rule.stand_in(values, suppressed), sharing
+
+
+def hex_hotspots(
+    con: duckdb.DuckDBPyConnection, f: Filter, res: int, k: int = 1, rule: Rule = DEFAULT_RULE
+) -> tuple[pd.DataFrame, GiStar]:
+    """Gi* of the selected records per cell; every cell of the study area, hot or not."""
+    res = check_hex_res(res)
+    cells = study_area_cells(con, res)
+    counts = raw_hex_counts(con, validate(con, f), res)
+    values, suppressed, stat_values, sharing = released_grid(counts, cells, rule)
+    result = gi_star(stat_values, kring_weights(cells, k))
+    frame = pd.DataFrame(
+        {
+            "h3": cells,
+            "h3_cell": [h3.int_to_str(int(c)) for c in cells],
+            "resolution": res,
+            "count": values,
+            "suppressed": suppressed,
+            "sharing": sharing,
+            "z": result.z,
+            "p": result.p,
+            "p_fdr": result.p_fdr,
+            "bin": result.bin,
+        }
+    )
+    centres = np.array([h3.cell_to_latlng(c) for c in frame["h3_cell"]]).reshape(-1, 2)
+    frame["cell_lat"], frame["cell_lng"] = centres[:, 0], centres[:, 1]
+    return frame, result
+
+
+def ward_hotspots(
+    con: duckdb.DuckDBPyConnection, f: Filter, rule: Rule = DEFAULT_RULE
+) -> tuple[pd.DataFrame, GiStar]:
+    """Gi* of the selected records per ward, with contiguity neighbours."""
+    sql, params = where(validate(con, f))
+    frame = con.execute(
+        f"""
+        WITH counts AS (
+            SELECT e.ward_code, count(*) AS count, {CELL_KEY_SQL} AS cell_key
+            FROM events e WHERE {sql} GROUP BY ALL
+        )
+        SELECT w.code AS ward_code, w.name AS ward_name, w.population, w.geom_wkb,
+               coalesce(c.count, 0) AS count, coalesce(c.cell_key, 0) AS cell_key
+        FROM wards w LEFT JOIN counts c ON c.ward_code = w.code ORDER BY w.code
+        """,
+        params,
+    ).df()
+    sharing = most_restrictive(
+        con.execute(
+            f"SELECT DISTINCT d.sharing FROM events e JOIN datasets d ON d.id = e.dataset WHERE {sql}", params
+        ).df()["sharing"]
+    )
+    values, suppressed = rule.release(
+        frame["count"].to_numpy(), sharing in PROTECTED, frame["cell_key"].to_numpy(dtype=np.uint64)
+    )
+    geoms = [shapely.from_wkb(bytes(b)) for b in frame["geom_wkb"]]
+    result = gi_star(rule.stand_in(values, suppressed), ward_weights(geoms))
+    out = frame.drop(columns=["geom_wkb", "cell_key"]).assign(
+        count=values,
+        suppressed=suppressed,
+        sharing=sharing,
+        z=result.z,
+        p=result.p,
+        p_fdr=result.p_fdr,
+        bin=result.bin,
+    )
+    return out, result
+
+
+def per_dataset_hotspots(
+    con: duckdb.DuckDBPyConnection, f: Filter, res: int, k: int = 1, rule: Rule = DEFAULT_RULE
+) -> tuple[np.ndarray, dict[str, pd.DataFrame]]:
+    """Gi* for each selected dataset on its own, over one shared grid."""
+    res = check_hex_res(res)
+    cells = study_area_cells(con, res)
+    weights = kring_weights(cells, k)
+    counts = raw_hex_counts(con, validate(con, f), res)
+    out: dict[str, pd.DataFrame] = {}
+    for dataset, group in counts.groupby("dataset"):
+        values, suppressed, stat_values, _ = released_grid(group, cells, rule)
+        result = gi_star(stat_values, weights)
+        out[str(dataset)] = pd.DataFrame(
+            {
+                "h3": cells,
+                "dataset": dataset,
+                "agency": group["agency"].iloc[0],
+                "kind": group["kind"].iloc[0],
+                "count": values,
+                "suppressed": suppressed,
+                "stat_value": stat_values,
+                "z": result.z,
+                "p_fdr": result.p_fdr,
+                "bin": result.bin,
+            }
+        )
+    return cells, out
