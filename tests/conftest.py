@@ -43,3 +43,29 @@ def small_demo_db(small_demo, tmp_path_factory) -> tuple[Path, dict]:
     db = tmp_path_factory.mktemp("wh") / "warehouse.duckdb"
     report = load(small_demo / "catalog.toml", db)
     return db, report
+
+
+@pytest.fixture(scope="session")
+def full_demo(tmp_path_factory) -> tuple[Path, Path, dict]:
+    """The full-size Fairhaven (default seed, about a million records), loaded once."""
+    import json
+
+    from app.demo_city import generate
+    from app.ingest import load
+
+    root = tmp_path_factory.mktemp("full")
+    generate(root / "demo")
+    shutil.copy(DEMO_CATALOG, root / "catalog.toml")
+    db = root / "warehouse.duckdb"
+    load(root / "catalog.toml", db)
+    planted = json.loads((root / "demo" / "planted.json").read_text())
+    return root, db, planted
+
+
+@pytest.fixture(scope="session")
+def full_con(full_demo):
+    from app.warehouse import connect
+
+    con = connect(full_demo[1], read_only=True)
+    yield con
+    con.close()

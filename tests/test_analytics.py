@@ -1,0 +1,203 @@
+"""The analytics engine on the full-size demo city: aggregates add up, and the planted patterns
+(persistent, emerging and fading hotspots, overlap, unserved hotspots, interventions far from
+need) come out."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import h3
+import numpy as np
+import pandas as pd
+import pytest
+
+from app.aggregate import hex_aggregate, hex_totals, time_series, ward_aggregate
+from app.emerging import emerging_hotspots
+from app.filters import Filter, FilterError, where
+from app.grid import study_area_cells
+from app.hotspots import hex_hotspots, ward_hotspots
+from app.overlap import cell_classes, colocation_matrix, ward_agencies
+
+OPEN = Filter(datasets=("council_env",))  # an open dataset: figures are exact
+
+
+def cell(planted: dict, spot: str, res: int) -> str:
+    s = planted["spots"][spot]
+    return h3.latlng_to_cell(s["lat"], s["lon"], res)
+
+
+def total(con, f: Filter) -> int:
+    sql, params = where(f)
+    return con.execute(f"SELECT count(*) FROM events e WHERE {sql}", params).fetchall()[0][0]
+
+
+@pytest.mark.parametrize("res", [5, 7, 9, 11])
+def test_hex_counts_add_up_at_every_resolution(full_con, res):
+    frame = hex_aggregate(full_con, OPEN, res)
+    assert frame["count"].sum() == total(full_con, OPEN)
+    assert (frame["resolution"] == res).all()
+    assert set(frame.columns) >= {
+        "h3_cell",
+        "cell_lat",
+        "cell_lng",
+        "dataset",
+        "agency",
+        "kind",
+        "count",
+        "suppressed",
+    }
+    assert all(h3.get_resolution(c) == res for c in frame["h3_cell"].head(50))
+
+
+def test_parent_counts_are_the_sum_of_their_children(full_con):
+    fine = hex_aggregate(full_con, OPEN, 9)
+    coarse = hex_aggregate(full_con, OPEN, 8).set_index("h3_cell")["count"]
+    fine["parent"] = [h3.cell_to_parent(c, 8) for c in fine["h3_cell"]]
+    rolled = fine.groupby("parent")["count"].sum()
+    assert rolled.to_dict() == coarse.to_dict()
+
+
+def test_filters_by_weekday_hour_category_and_period(full_con):
+    f = OPEN.with_(
+        weekdays=(6,),
+        hours=(9, 10),
+        categories=("Noise",),
+        start=dt.date(2024, 1, 1),
+        end=dt.date(2024, 12, 31),
+    )
+    sql = """SELECT count(*) FROM events WHERE dataset = 'council_env' AND isodow(ts) = 6
+             AND hour(ts) IN (9, 10) AND category = 'Noise' AND ts >= '2024-01-01' AND ts < '2025-01-01'"""
+    expected = full_con.execute(sql).fetchall()[0][0]
+    assert expected > 0
+    assert hex_aggregate(full_con, f, 7)["count"].sum() == expected
+
+
+def test_filter_errors(full_con):
+    with pytest.raises(FilterError, match="unknown dataset 'nope'"):
+        hex_aggregate(full_con, Filter(datasets=("nope",)), 8)
+    with pytest.raises(FilterError, match="reversed"):
+        hex_aggregate(full_con, Filter(start=dt.date(2025, 1, 2), end=dt.date(2025, 1, 1)), 8)
+    with pytest.raises(ValueError, match="resolution"):
+        hex_aggregate(full_con, OPEN, 12)
+
+
+def test_ward_aggregate_rates_shares_and_change(full_con):
+    f = OPEN.with_(start=dt.date(2025, 1, 1), end=dt.date(2025, 6, 30))
+    wards = ward_aggregate(full_con, f)
+    assert len(wards) == full_con.execute("SELECT count(*) FROM wards").fetchall()[0][0]
+    assert wards["count"].sum() == total(full_con, f)
+    assert wards["share"].sum() == pytest.approx(1.0)
+    row = wards.iloc[0]
+    assert row["rate_per_1000"] == pytest.approx(1000 * row["count"] / row["population"])
+    assert row["per_km2"] == pytest.approx(row["count"] / row["area_km2"])
+    assert f.previous().start == dt.date(2024, 7, 4)  # 181 days before, the same length
+    assert wards["previous_count"].sum() == total(full_con, f.previous())
+    assert (wards["change"] == wards["count"] - wards["previous_count"]).all()
+
+
+def test_time_series_city_ward_and_cell(full_con, full_demo):
+    _, _, planted = full_demo
+    city = time_series(full_con, OPEN, "month")
+    assert city["count"].sum() == total(full_con, OPEN)
+    assert len(city) == 36
+    ward = full_con.execute("SELECT code FROM wards ORDER BY code LIMIT 1").fetchall()[0][0]
+    by_ward = time_series(full_con, OPEN, "week", ward=ward)
+    in_ward = full_con.execute(
+        "SELECT count(*) FROM events WHERE dataset = 'council_env' AND ward_code = ?", [ward]
+    ).fetchall()[0][0]
+    assert by_ward["count"].sum() == in_ward > 0
+    spot = cell(planted, "industrial_estate", 8)
+    series = time_series(full_con, OPEN.with_(categories=("Fly-tipping",)), "month", cell=spot)
+    before = series.loc[series["period"] < pd.Timestamp("2024-07-01"), "count"].sum() / 18
+    after = series.loc[series["period"] >= pd.Timestamp("2024-07-01"), "count"].sum() / 18
+    assert after > 5 * before  # the industrial estate's fly-tipping emerged in mid-2024
+
+
+def test_protected_figures_never_show_small_counts(full_con):
+    restricted = Filter(datasets=("early_help",))
+    for frame in (
+        hex_aggregate(full_con, restricted, 10),
+        hex_totals(full_con, Filter(), 10),
+        time_series(full_con, restricted, "day"),
+        ward_aggregate(full_con, restricted),
+    ):
+        shown = frame.loc[~frame["suppressed"], "count"]
+        assert ((shown == 0) | (shown >= 5)).all() and (shown % 5 == 0).all()
+        assert frame.loc[frame["suppressed"], "count"].isna().all()
+
+
+def test_hotspots_cover_the_whole_grid_and_find_the_town_centre(full_con, full_demo):
+    _, _, planted = full_demo
+    frame, result = hex_hotspots(full_con, Filter(datasets=("ambulance",)), 8)
+    assert len(frame) == len(study_area_cells(full_con, 8))
+    assert (frame["count"] == 0).sum() > 0  # zero-filled, not just cells with events
+    hot = frame.set_index("h3_cell")["bin"]
+    for spot in ("town_centre", "northgate_estate", "station_quarter"):
+        assert hot[cell(planted, spot, 8)] == 3
+    assert hot[cell(planted, "leafy_oakhurst", 8)] <= 0
+    assert result.warning is None
+
+
+def test_ward_hotspots(full_con):
+    frame, result = ward_hotspots(full_con, Filter(datasets=("housing_repairs",)))
+    top = frame.sort_values("z", ascending=False)["ward_name"].head(2).tolist()
+    assert "Northgate" in top
+    assert frame.set_index("ward_name").loc["Northgate", "z"] > 1.96
+    assert len(frame) == 32 and result.warning is None
+
+
+@pytest.mark.parametrize(
+    "f, spot, patterns",
+    [
+        (Filter(datasets=("ambulance",)), "town_centre", {"persistent hot spot", "intensifying hot spot"}),
+        (
+            Filter(datasets=("council_env",), categories=("Fly-tipping",)),
+            "industrial_estate",
+            {"new hot spot", "consecutive hot spot", "intensifying hot spot"},
+        ),
+        (
+            Filter(datasets=("police_crime",), categories=("Burglary",)),
+            "eastgate_burglary",
+            {"diminishing hot spot", "historical hot spot"},
+        ),
+    ],
+)
+def test_planted_emerging_and_fading_hotspots(full_con, full_demo, f, spot, patterns):
+    _, _, planted = full_demo
+    frame = emerging_hotspots(full_con, f, 8, "month")
+    assert frame.set_index("h3_cell").loc[cell(planted, spot, 8), "pattern"] in patterns
+    assert (frame["steps"] == 36).all()
+
+
+def test_planted_overlap_and_coverage(full_con, full_demo):
+    _, _, planted = full_demo
+    classes = cell_classes(full_con, Filter(), 8).set_index("h3_cell")
+    northgate = classes.loc[cell(planted, "northgate_estate", 8)]
+    assert northgate["class"] == "unserved hotspot"
+    assert len(northgate["hot_demand_agencies"].split(", ")) >= 4  # many agencies' demand meets there
+    assert classes.loc[cell(planted, "industrial_estate", 8), "class"] == "unserved hotspot"
+    assert classes.loc[cell(planted, "town_centre", 8), "class"] in {
+        "multi-agency intervention",
+        "served hotspot",
+    }
+    assert classes.loc[cell(planted, "leafy_oakhurst", 8), "class"] == "intervention outside need"
+
+
+def test_colocation_matrix(full_con):
+    matrix = colocation_matrix(
+        full_con, Filter(datasets=("ambulance", "police_crime", "fire_safety_visits")), 8
+    )
+    m = matrix.set_index(["dataset_a", "dataset_b"])
+    assert m.loc[("ambulance", "ambulance"), "jaccard"] == 1.0
+    assert m.loc[("ambulance", "police_crime"), "jaccard"] == m.loc[("police_crime", "ambulance"), "jaccard"]
+    assert m.loc[("ambulance", "police_crime"), "spearman"] > 0.3
+    assert (
+        m.loc[("ambulance", "police_crime"), "jaccard"]
+        > m.loc[("ambulance", "fire_safety_visits"), "jaccard"]
+    )
+
+
+def test_ward_agencies(full_con):
+    frame = ward_agencies(full_con, Filter()).set_index("ward_name")
+    assert frame.loc["Northgate", "agencies_hot"] >= 4
+    assert np.issubdtype(frame["agencies_hot"].dtype, np.integer)
