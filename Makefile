@@ -39,6 +39,8 @@ lint: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	$(PY) bench/ingest.py
+	$(PY) bench/query.py
+	$(PY) bench/hotspots.py
 
 clean:
 	rm -rf data/demo $(DB) $(DB).lock test-artifacts
