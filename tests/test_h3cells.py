@@ -49,3 +49,37 @@ def test_parallel_path_matches_serial():
 def test_resolution_is_validated(bad):
     with pytest.raises(ValueError):
         check_res(bad)
+
+
+@pytest.mark.parametrize("res", [0, 4, 9, 12, 15])
+def test_vectorised_port_matches_h3_worldwide(res):
+    from app.h3vec import _scalar, latlng_to_cells_vec
+
+    rng = np.random.default_rng(res)
+    n = 100_000
+    lat = np.degrees(np.arcsin(rng.uniform(-1, 1, n)))  # uniform on the sphere
+    lng = rng.uniform(-180, 180, n)
+    np.testing.assert_array_equal(latlng_to_cells_vec(lat, lng, res), _scalar(lat, lng, res))
+
+
+def test_pentagons_and_face_edges_fall_back_correctly():
+    from app.h3vec import _scalar, latlng_to_cells_vec
+
+    rng = np.random.default_rng(9)
+    lat, lng = [], []
+    for pentagon in h3.get_pentagons(2):
+        plat, plng = h3.cell_to_latlng(pentagon)
+        lat.append(plat + rng.normal(0, 0.5, 2000))
+        lng.append(plng + rng.normal(0, 0.5, 2000))
+    lat = np.clip(np.concatenate(lat), -89.9, 89.9)
+    lng = (np.concatenate(lng) + 180) % 360 - 180
+    np.testing.assert_array_equal(latlng_to_cells_vec(lat, lng, 15), _scalar(lat, lng, 15))
+
+
+def test_a_disagreeing_sample_makes_the_whole_call_exact(monkeypatch):
+    import app.h3vec as h3vec
+
+    lat = np.linspace(51.3, 51.4, 1000)
+    lng = np.linspace(-2.5, -2.4, 1000)
+    monkeypatch.setattr(h3vec, "_chunk", lambda a, b, r: np.zeros(len(a), dtype=np.uint64))
+    np.testing.assert_array_equal(h3vec.latlng_to_cells_vec(lat, lng, 15), h3vec._scalar(lat, lng, 15))
