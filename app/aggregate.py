@@ -133,8 +133,8 @@ def _ward_counts(con: duckdb.DuckDBPyConnection, f: Filter, by_dataset: bool) ->
     """Exact counts for every ward (zero-filled) and dataset in the filter."""
     sql, params = where(f)
     datasets = _datasets_in(con, f)
-    params["ids"] = datasets["id"].tolist()
     if by_dataset:
+        params["ids"] = datasets["id"].tolist()
         return con.execute(
             f"""
             WITH counts AS (

@@ -7,7 +7,7 @@ and turned into a WHERE clause whose values are always bound parameters.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import duckdb
 
@@ -28,7 +28,6 @@ class Filter:
     end: dt.date | None = None  # inclusive: the whole of that day
     weekdays: tuple[int, ...] = ()  # ISO: 1 Monday .. 7 Sunday
     hours: tuple[int, ...] = ()  # 0 .. 23
-    extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def with_(self, **changes) -> Filter:
         return replace(self, **changes)

@@ -1,4 +1,5 @@
-"""The dashboard's entry point: shared set-up and navigation; each page lives in app/pages."""
+"""The dashboard's entry point: page set-up and navigation. Each page draws the shared sidebar
+filter (app.ui.sidebar) and calls the engine; nothing here computes figures."""
 
 from __future__ import annotations
 
@@ -12,6 +13,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 st.set_page_config(page_title="Common Ground", page_icon=":material/hub:", layout="wide")
 
 pages = [
-    st.Page("pages/data.py", title="Data", icon=":material/table:", default=True),
+    st.Page("pages/map.py", title="Map", icon=":material/map:", default=True, url_path="map"),
+    st.Page("pages/ward.py", title="Ward profile", icon=":material/location_city:", url_path="ward"),
+    st.Page(
+        "pages/hotspots.py",
+        title="Hotspots and overlap",
+        icon=":material/local_fire_department:",
+        url_path="hotspots",
+    ),
+    st.Page("pages/data.py", title="Data", icon=":material/table:", url_path="data"),
 ]
 st.navigation(pages).run()

@@ -21,9 +21,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.emerging import classify, gi_star_steps  # noqa: E402
-from app.grid import kring_weights  # noqa: E402
-from app.stats import confidence_bins, gi_star, mann_kendall  # noqa: E402
+from app.emerging import classify, gi_star_steps
+from app.grid import kring_weights
+from app.stats import confidence_bins, gi_star, mann_kendall
 
 
 def grid(cells: int, res: int = 10) -> np.ndarray:
@@ -73,16 +73,20 @@ def main() -> None:
         classify(bins > 0, bins < 0, trend_z, trend_p)
 
     emerging_s = median_seconds(emerging, max(3, args.repeat // 2))
-    print(json.dumps({
-        "bench": "hotspots",
-        "cells": len(cells),
-        "gi_star_fdr_median_s": round(ours, 4),
-        "esda_g_local_median_s": round(theirs, 4),
-        "ratio_vs_esda": round(theirs / ours, 2),
-        "emerging_cells": len(sub),
-        "emerging_steps": steps,
-        "emerging_median_s": round(emerging_s, 3),
-    }))
+    print(
+        json.dumps(
+            {
+                "bench": "hotspots",
+                "cells": len(cells),
+                "gi_star_fdr_median_s": round(ours, 4),
+                "esda_g_local_median_s": round(theirs, 4),
+                "ratio_vs_esda": round(theirs / ours, 2),
+                "emerging_cells": len(sub),
+                "emerging_steps": steps,
+                "emerging_median_s": round(emerging_s, 3),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

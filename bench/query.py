@@ -61,13 +61,17 @@ def main() -> None:
         cells = next(iter(con.execute("SELECT h3 FROM events").fetchnumpy().values())).astype(np.uint64)
         baseline = median_ms(lambda: np.unique(parent_np(cells, 9), return_counts=True), args.repeat)
         con.close()
-    print(json.dumps({
-        "bench": "query",
-        "events": loaded,
-        **figures,
-        "numpy_baseline_res9_ms": baseline,
-        "ratio_vs_numpy_res9": round(baseline / figures["hex_sql_res9_ms"], 2),
-    }))
+    print(
+        json.dumps(
+            {
+                "bench": "query",
+                "events": loaded,
+                **figures,
+                "numpy_baseline_res9_ms": baseline,
+                "ratio_vs_numpy_res9": round(baseline / figures["hex_sql_res9_ms"], 2),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -95,6 +95,16 @@ def test_ward_aggregate_rates_shares_and_change(full_con):
     assert (wards["change"] == wards["count"] - wards["previous_count"]).all()
 
 
+def test_ward_totals_over_all_selected_datasets(full_con):
+    f = Filter(datasets=("council_env", "early_help"))
+    wards = ward_aggregate(full_con, f, by_dataset=False)
+    assert (wards["dataset"] == "(selected)").all() and len(wards) == 32
+    assert (wards["sharing"] == "restricted").all()  # the most restrictive of the two
+    shown = wards.loc[~wards["suppressed"], "count"]
+    assert (shown % 5 == 0).all()
+    assert abs(wards["count"].sum() - total(full_con, f)) <= 5 * 32
+
+
 def test_time_series_city_ward_and_cell(full_con, full_demo):
     _, _, planted = full_demo
     city = time_series(full_con, OPEN, "month")

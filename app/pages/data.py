@@ -1,27 +1,16 @@
-"""Data page (analysts): the catalogue, the load report and quarantined rows by reason."""
+"""Data page (analysts): the catalogue, the load report, quarantined rows by reason, and
+downloads of the aggregates that follow the filter and the disclosure rule."""
 
 from __future__ import annotations
 
+import json
+
 import streamlit as st
 
-from app import quality
-from app.db import connect, version, warehouse_path
+from app import export, quality, ui
 
-
-@st.cache_resource(max_entries=2)
-def _connection(path: str, _version: tuple[int, int]):
-    return connect(path)
-
-
-def _con():
-    path = warehouse_path()
-    if not path.exists():
-        st.error(f"No warehouse at {path}. Run `make run` (or `python -m app load`) first.")
-        st.stop()
-    return _connection(str(path), version(path))
-
-
-con = _con()
+view = ui.sidebar()
+con = ui.warehouse()
 area = quality.study_area(con)
 st.title("Data")
 st.caption(
@@ -53,3 +42,35 @@ if datasets:
     reason = right.selectbox("Reason", ["(all)", *reasons], key="q_reason")
     sample = quality.quarantine_sample(con, chosen, None if reason == "(all)" else reason)
     st.dataframe(sample, hide_index=True, width="stretch")
+
+st.subheader("Downloads")
+st.caption(f"Following the filter, at resolution {view.res}. {export.DEFAULT_RULE.describe()}")
+kind = st.radio(
+    "Table",
+    list(export.KINDS),
+    horizontal=True,
+    key="dl_kind",
+    format_func={
+        "hexes": "Hexes",
+        "wards": "Wards",
+        "hotspots": "Hotspots",
+        "emerging": "Emerging hotspots",
+    }.get,
+)
+fmt = st.radio("Format", ["csv", "geojson"], horizontal=True, key="dl_format")
+built = export.build(con, kind, view.filter, res=view.res, k=view.k)
+name = f"common-ground-{kind}-res{view.res}" if kind != "wards" else "common-ground-wards"
+st.download_button(
+    f"Download {kind} ({fmt.upper()}, {len(built.frame):,} rows)",
+    export.to_bytes(con, built, fmt),
+    file_name=f"{name}.{fmt}",
+    mime="text/csv" if fmt == "csv" else "application/geo+json",
+    key="dl_data",
+)
+st.download_button(
+    "Download its metadata (JSON)",
+    json.dumps(built.metadata, indent=2, default=str),
+    file_name=f"{name}.{fmt}.json",
+    mime="application/json",
+    key="dl_meta",
+)

@@ -1,0 +1,98 @@
+"""Map page: layered pydeck map with a layer panel, legends, tooltips, picking and provenance."""
+
+from __future__ import annotations
+
+import pydeck as pdk
+import streamlit as st
+
+import layers
+from app import quality, ui, views
+
+view = ui.sidebar()
+con = ui.warehouse()
+version = ui.db_version()
+f = view.filter
+
+st.title("Map")
+names = list(layers.REGISTRY)
+wanted = [n for n in (st.query_params.get("layers") or "wards,outlines").split(",") if n in names]
+left, right = st.columns([3, 1])
+with right:
+    chosen = st.multiselect(
+        "Layers", names, default=wanted, format_func=lambda n: layers.REGISTRY[n].title, key="map_layers"
+    )
+    metric = st.radio(
+        "Ward figure",
+        ["count", "rate_per_1000", "change_pct"],
+        key="map_metric",
+        format_func={
+            "count": "Records",
+            "rate_per_1000": "Rate per 1,000 residents",
+            "change_pct": "Change on the previous period",
+        }.get,
+        index=["count", "rate_per_1000", "change_pct"].index(st.query_params.get("metric", "count"))
+        if st.query_params.get("metric", "count") in ("count", "rate_per_1000", "change_pct")
+        else 0,
+    )
+st.query_params["layers"] = ",".join(chosen)
+st.query_params["metric"] = metric
+
+res, note = views.map_res(version, f, view.res)
+needs = {
+    "wards": lambda: views.wards(version, f),
+    "hexes": lambda: views.hexes(version, f, res),
+    "hotspots": lambda: views.hotspot_cells(version, f, res, view.k)[0],
+    "emerging": lambda: views.emerging_cells(version, f, res, view.k),
+    "classes": lambda: views.classes(version, f, res, view.k),
+    "intervention_hexes": lambda: views.hexes(version, f.with_(kinds=("intervention",)), res),
+    "ward_shapes": lambda: views.ward_shapes(version),
+}
+built = []
+with st.spinner("Drawing"):
+    for name in chosen:
+        spec = layers.REGISTRY[name]
+        kwargs = {"metric": metric} if name == "wards" else {}
+        built.append(layers.build(name, needs[spec.needs](), **kwargs))
+
+area = quality.study_area(con)
+minx, miny, maxx, maxy = area["bounds"]
+view_state = pdk.data_utils.compute_view([[minx, miny], [maxx, maxy]])
+view_state.pitch = 0
+deck = pdk.Deck(
+    layers=[layer for b in built for layer in b.layers],
+    initial_view_state=view_state,
+    map_provider="carto",
+    map_style="light",
+    tooltip={"html": "{tip}", "style": {"backgroundColor": "white", "color": "black", "fontSize": "12px"}},
+)
+with left:
+    event = st.pydeck_chart(deck, on_select="rerun", selection_mode="single-object", key="map", height=620)
+with right:
+    for b in built:
+        ui.legend(b.title, b.legend)
+    warning = views.hotspot_cells(version, f, res, view.k)[1] if "hotspots" in chosen else None
+    if warning:
+        st.warning(warning)
+
+ui.provenance(con, view, [layers.REGISTRY[n].title for n in chosen], note)
+
+picked = (event.selection or {}).get("objects", {}) if event else {}
+ward_pick = next((o for lid in ("wards",) for o in picked.get(lid, [])), None)
+hex_pick = next(
+    (
+        o
+        for lid in ("density", "hotspots", "emerging", "overlap", "interventions")
+        for o in picked.get(lid, [])
+    ),
+    None,
+)
+if ward_pick:
+    code = ward_pick.get("properties", ward_pick).get("ward_code")
+    st.query_params["ward"] = code
+    st.switch_page("pages/ward.py")
+if hex_pick:
+    cell = hex_pick["h3_cell"]
+    st.subheader(f"Cell {cell}")
+    from app.pages_detail import cell_detail
+
+    cell_detail(version, f, cell, res, view.k)

@@ -1,0 +1,121 @@
+"""Ward profile (councillors): headline figures, trends per agency, categories, hotspots and
+their coverage, overlapping agencies, and a printable profile to download."""
+
+from __future__ import annotations
+
+import json
+
+import plotly.express as px
+import shapely
+import streamlit as st
+
+from app import profile, ui, views
+from app.disclosure import DEFAULT_RULE
+
+view = ui.sidebar()
+version = ui.db_version()
+f = view.filter
+shapes = views.ward_shapes(version)
+codes = shapes.sort_values("ward_name")["ward_code"].tolist()
+names = dict(zip(shapes["ward_code"], shapes["ward_name"], strict=True))
+wanted = st.query_params.get("ward")
+code = st.selectbox(
+    "Ward",
+    codes,
+    index=codes.index(wanted) if wanted in codes else 0,
+    format_func=lambda c: f"{names[c]} ({c})",
+    key="ward_pick",
+)
+st.query_params["ward"] = code
+st.title(f"Ward profile: {names[code]}")
+
+wards = views.wards(version, f)
+head = profile.headline(wards, code)
+period = f"{wards['period_start'].iloc[0]} to {wards['period_end'].iloc[0]}"
+st.caption(f"Period {period}. Figures of partners' and restricted datasets are protected.")
+c1, c2, c3 = st.columns(3)
+c1.metric("Records", "<5" if head["suppressed"] else f"{head['count']:,.0f}")
+rate = head["rate_per_1000"]
+city = head["city_rate_per_1000"]
+c2.metric(
+    "Rate per 1,000 residents",
+    f"{rate:,.1f}" if rate == rate else "n/a",
+    delta=f"{rate - city:+.1f} against the city" if city and rate == rate else None,
+    delta_color="off",
+)
+c3.metric(
+    "Change on the previous period",
+    f"{head['change_pct']:+.0f} %" if head["change_pct"] == head["change_pct"] else "n/a",
+)
+
+st.subheader("Trend per agency")
+series = views.series(version, f, "month", ward=code)
+if len(series):
+    by_agency = series.groupby(["period", "agency"], as_index=False)["count"].sum()
+    st.plotly_chart(
+        px.line(
+            by_agency,
+            x="period",
+            y="count",
+            color="agency",
+            markers=True,
+            labels={"count": "Records (protected)", "period": "Month"},
+        ),
+        width="stretch",
+    )
+
+geom = shapely.from_geojson(shapes.set_index("ward_code").loc[code, "geojson"])
+spots, _ = views.hotspot_cells(version, f, view.res, view.k)
+inside = shapely.contains_xy(geom, spots["cell_lng"].to_numpy(), spots["cell_lat"].to_numpy())
+ward_spots = spots[inside & (spots["bin"] >= 2)]
+classes = views.classes(version, f, view.res, view.k)
+classes = classes[classes["h3_cell"].isin(spots.loc[inside, "h3_cell"])]
+trend = views.emerging_cells(version, f, view.res, view.k)
+trend = trend[trend["h3_cell"].isin(ward_spots["h3_cell"])][["h3_cell", "pattern"]]
+table = (
+    ward_spots[["h3_cell", "count", "suppressed", "z", "bin"]]
+    .merge(trend, on="h3_cell", how="left")
+    .merge(classes[["h3_cell", "class", "hot_demand_agencies"]], on="h3_cell", how="left")
+)
+table["records"] = [
+    "<5" if s else f"{v:,.0f}" for v, s in zip(table["count"], table["suppressed"], strict=True)
+]
+table = table[["h3_cell", "records", "z", "bin", "pattern", "class", "hot_demand_agencies"]]
+coverage = classes["class"].value_counts().drop("none", errors="ignore").to_dict()
+
+st.subheader("Hotspots in this ward")
+if len(table):
+    st.dataframe(table.sort_values("z", ascending=False), hide_index=True, width="stretch")
+else:
+    st.info("No significant hotspot (95 %) of the selected records lies in this ward.")
+agencies = (
+    views.ward_agencies(version, f, view.res, view.k).set_index("ward_code").loc[code, "hot_demand_agencies"]
+)
+st.markdown(f"**Agencies whose demand is hot here:** {agencies or 'none'}")
+st.markdown(
+    "**Intervention coverage of its hotspots:** "
+    + (", ".join(f"{k}: {v}" for k, v in coverage.items()) or "no hotspots")
+)
+
+st.subheader("Categories")
+cats = views.categories(version, f, ward=code)
+cats["records"] = ["<5" if s else f"{v:,.0f}" for v, s in zip(cats["count"], cats["suppressed"], strict=True)]
+cats = cats[["agency", "category", "records"]]
+st.dataframe(cats, hide_index=True, width="stretch")
+
+page = profile.to_html(code, head, agencies, cats, table, coverage, DEFAULT_RULE.describe(), period)
+st.download_button(
+    "Download printable profile (HTML)",
+    page,
+    file_name=f"ward-profile-{code}.html",
+    mime="text/html",
+    key="profile_download",
+)
+st.download_button(
+    "Download profile data (JSON)",
+    json.dumps({"ward": code, "headline": head}, default=str),
+    file_name=f"ward-profile-{code}.json",
+    mime="application/json",
+    key="profile_json",
+)
+ui.provenance(ui.warehouse(), view, ["ward profile"])

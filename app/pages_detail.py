@@ -1,0 +1,38 @@
+"""The detail panel of a picked hex cell: time series per agency, categories, hotspot and
+trend status. Shared by the map and the hotspots page."""
+
+from __future__ import annotations
+
+import plotly.express as px
+import streamlit as st
+
+from app import views
+from app.filters import Filter
+
+
+def cell_detail(version, f: Filter, cell: str, res: int, k: int) -> None:
+    spots, _ = views.hotspot_cells(version, f, res, k)
+    row = spots.set_index("h3_cell").loc[cell] if cell in set(spots["h3_cell"]) else None
+    trend = views.emerging_cells(version, f, res, k).set_index("h3_cell")
+    c1, c2, c3 = st.columns(3)
+    if row is not None:
+        c1.metric("Records", "<5" if row["suppressed"] else f"{row['count']:,.0f}")
+        c2.metric("Gi* bin", int(row["bin"]), help=f"z = {row['z']:.2f}, FDR p = {row['p_fdr']:.3f}")
+    if cell in trend.index:
+        c3.metric("Trend", trend.loc[cell, "pattern"].capitalize())
+    series = views.series(version, f, "month", cell=cell)
+    if len(series):
+        chart = px.line(
+            series,
+            x="period",
+            y="count",
+            color="agency",
+            markers=True,
+            labels={"count": "Records (protected)", "period": "Month"},
+        )
+        st.plotly_chart(chart, width="stretch", key=f"cell-series-{cell}")
+    cats = views.categories(version, f, cell=cell)
+    cats["records"] = [
+        "<5" if s else f"{v:,.0f}" for v, s in zip(cats["count"], cats["suppressed"], strict=True)
+    ]
+    st.dataframe(cats[["agency", "dataset", "category", "records"]], hide_index=True, width="stretch")

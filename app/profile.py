@@ -1,0 +1,60 @@
+"""A ward profile as plain data and as a printable HTML page (no Streamlit here)."""
+
+from __future__ import annotations
+
+import html
+
+import pandas as pd
+
+
+def headline(wards: pd.DataFrame, code: str) -> dict:
+    """The ward's figures beside the city's: records, rate per 1,000, change."""
+    row = wards.set_index("ward_code").loc[code]
+    shown = wards[~wards["suppressed"]]
+    city_rate = 1000 * shown["count"].sum() / shown["population"].sum() if shown["population"].sum() else None
+    return {
+        "ward_name": row["ward_name"],
+        "count": None if row["suppressed"] else row["count"],
+        "suppressed": bool(row["suppressed"]),
+        "rate_per_1000": row["rate_per_1000"],
+        "city_rate_per_1000": city_rate,
+        "previous_count": row["previous_count"],
+        "change_pct": row["change_pct"],
+        "population": row["population"],
+    }
+
+
+def to_html(
+    code: str,
+    head: dict,
+    agencies: pd.DataFrame,
+    categories: pd.DataFrame,
+    spots: pd.DataFrame,
+    coverage: dict,
+    rule_text: str,
+    period: str,
+) -> str:
+    """A self-contained page a councillor can print or send on."""
+
+    def table(frame: pd.DataFrame) -> str:
+        return frame.to_html(index=False, border=0, classes="t", na_rep="", escape=True)
+
+    name = html.escape(str(head["ward_name"]))
+    count = "&lt;5" if head["suppressed"] else f"{head['count']:,.0f}"
+    rate = f"{head['rate_per_1000']:,.1f}" if pd.notna(head["rate_per_1000"]) else "n/a"
+    city = f"{head['city_rate_per_1000']:,.1f}" if head["city_rate_per_1000"] else "n/a"
+    change = f"{head['change_pct']:+.0f} %" if pd.notna(head["change_pct"]) else "n/a"
+    cover = ", ".join(f"{k}: {v}" for k, v in coverage.items()) or "no hotspots"
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Ward profile: {name}</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:60em}} .t{{border-collapse:collapse}}
+.t td,.t th{{border-bottom:1px solid #ccc;padding:2px 8px;text-align:left}} small{{color:#555}}
+@media print{{body{{margin:0}}}}</style></head><body>
+<h1>{name} <small>({html.escape(code)})</small></h1>
+<p><small>{html.escape(period)}</small></p>
+<h2>Headline</h2>
+<p>Records: <b>{count}</b> · rate per 1,000 residents <b>{rate}</b> (city {city}) · change on the
+previous period <b>{change}</b></p>
+<h2>Agencies whose demand is hot here</h2><p>{html.escape(agencies or "none")}</p>
+<h2>Hotspots in the ward and their intervention coverage</h2><p>{html.escape(cover)}</p>{table(spots)}
+<h2>Categories</h2>{table(categories)}
+<p><small>{html.escape(rule_text)}</small></p></body></html>"""

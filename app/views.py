@@ -1,0 +1,114 @@
+"""Cached engine calls for the pages: each keyed by the warehouse version and the view, so a
+filter change recomputes only what it touches and a reload of the warehouse refreshes all."""
+
+from __future__ import annotations
+
+import pandas as pd
+import shapely
+import streamlit as st
+
+from app import aggregate, emerging, hotspots, overlap
+from app.filters import Filter
+from app.ui import MAX_HEXES, warehouse
+
+
+@st.cache_data(ttl=600, max_entries=64, show_spinner=False)
+def ward_shapes(_version) -> pd.DataFrame:
+    frame = (
+        warehouse().execute("SELECT code AS ward_code, name AS ward_name, geojson, geom_wkb FROM wards").df()
+    )
+    points = [shapely.from_wkb(bytes(b)).representative_point() for b in frame["geom_wkb"]]
+    frame["label_lng"] = [p.x for p in points]
+    frame["label_lat"] = [p.y for p in points]
+    return frame.drop(columns=["geom_wkb"])
+
+
+@st.cache_data(ttl=600, max_entries=64, show_spinner=False)
+def wards(_version, f: Filter) -> pd.DataFrame:
+    frame = aggregate.ward_aggregate(warehouse(), f, by_dataset=False)
+    return frame.merge(ward_shapes(_version)[["ward_code", "geojson"]], on="ward_code")
+
+
+@st.cache_data(ttl=600, max_entries=64, show_spinner=False)
+def ward_by_dataset(_version, f: Filter) -> pd.DataFrame:
+    return aggregate.ward_aggregate(warehouse(), f, by_dataset=True)
+
+
+def map_res(_version, f: Filter, res: int) -> tuple[int, str]:
+    """The requested resolution, or a coarser one when it would send over 50,000 hexes."""
+    requested = res
+    while res > 5 and len(_hexes(_version, f, res)) > MAX_HEXES:
+        res -= 1
+    note = (
+        ""
+        if res == requested
+        else f"shown at resolution {res}: {requested} would draw over {MAX_HEXES:,} hexes"
+    )
+    return res, note
+
+
+@st.cache_data(ttl=600, max_entries=64, show_spinner=False)
+def _hexes(_version, f: Filter, res: int) -> pd.DataFrame:
+    return aggregate.hex_totals(warehouse(), f, res)
+
+
+def hexes(_version, f: Filter, res: int) -> pd.DataFrame:
+    return _hexes(_version, f, res)
+
+
+@st.cache_data(ttl=600, max_entries=64, show_spinner=False)
+def hotspot_cells(_version, f: Filter, res: int, k: int) -> tuple[pd.DataFrame, str | None]:
+    frame, result = hotspots.hex_hotspots(warehouse(), f, res, k)
+    return frame, result.warning
+
+
+@st.cache_data(ttl=600, max_entries=32, show_spinner=False)
+def emerging_cells(_version, f: Filter, res: int, k: int) -> pd.DataFrame:
+    return emerging.emerging_hotspots(warehouse(), f, res, "month", k)
+
+
+@st.cache_data(ttl=600, max_entries=32, show_spinner=False)
+def classes(_version, f: Filter, res: int, k: int) -> pd.DataFrame:
+    return overlap.cell_classes(warehouse(), f, res, k)
+
+
+@st.cache_data(ttl=600, max_entries=32, show_spinner=False)
+def colocation(_version, f: Filter, res: int, k: int) -> pd.DataFrame:
+    return overlap.colocation_matrix(warehouse(), f, res, k)
+
+
+@st.cache_data(ttl=600, max_entries=32, show_spinner=False)
+def ward_agencies(_version, f: Filter, res: int, k: int) -> pd.DataFrame:
+    return overlap.ward_agencies(warehouse(), f, res, k)
+
+
+@st.cache_data(ttl=600, max_entries=64, show_spinner=False)
+def series(_version, f: Filter, freq: str, ward: str | None = None, cell: str | None = None) -> pd.DataFrame:
+    return aggregate.time_series(warehouse(), f, freq, ward=ward, cell=cell)
+
+
+@st.cache_data(ttl=600, max_entries=64, show_spinner=False)
+def categories(_version, f: Filter, ward: str | None = None, cell: str | None = None) -> pd.DataFrame:
+    """Records per category (protected) for a ward, a cell or the city."""
+    from app.disclosure import CELL_KEY_SQL, DEFAULT_RULE, apply
+    from app.filters import where
+    from app.h3cells import parent_sql
+
+    con = warehouse()
+    sql, params = where(f)
+    place = "TRUE"
+    if ward:
+        place, params["ward"] = "e.ward_code = $ward", ward
+    elif cell:
+        import h3
+
+        place = f"{parent_sql('e.h3', h3.get_resolution(cell))} = $cell::UBIGINT"
+        params["cell"] = h3.str_to_int(cell)
+    frame = con.execute(
+        f"""SELECT e.dataset, any_value(d.agency) AS agency, e.category, any_value(d.sharing) AS sharing,
+                   count(*) AS count, {CELL_KEY_SQL} AS cell_key
+            FROM events e JOIN datasets d ON d.id = e.dataset
+            WHERE {sql} AND {place} GROUP BY e.dataset, e.category ORDER BY count DESC""",
+        params,
+    ).df()
+    return apply(frame, DEFAULT_RULE)

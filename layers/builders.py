@@ -1,0 +1,297 @@
+"""The map's layers. Palettes are colour-blind safe: viridis for amounts, a red-blue diverging
+scheme for hot and cold, Okabe-Ito for categories. Every tooltip shows released figures only
+(a suppressed count reads "<5")."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pydeck as pdk
+
+from layers import Built, LegendItem, register
+
+VIRIDIS = [(68, 1, 84), (65, 68, 135), (42, 120, 142), (34, 168, 132), (122, 209, 81), (253, 231, 37)]
+HOT_COLD = {
+    -3: (33, 102, 172),
+    -2: (103, 169, 207),
+    -1: (209, 229, 240),
+    1: (253, 219, 199),
+    2: (239, 138, 98),
+    3: (178, 24, 43),
+}
+BIN_LABELS = {
+    3: "Hot spot, 99 % confidence",
+    2: "Hot spot, 95 %",
+    1: "Hot spot, 90 %",
+    -1: "Cold spot, 90 %",
+    -2: "Cold spot, 95 %",
+    -3: "Cold spot, 99 % confidence",
+}
+OKABE_ITO = [
+    (213, 94, 0),
+    (230, 159, 0),
+    (0, 114, 178),
+    (86, 180, 233),
+    (0, 158, 115),
+    (204, 121, 167),
+    (240, 228, 66),
+    (100, 100, 100),
+]
+PATTERN_COLORS = {
+    "new hot spot": (240, 228, 66),
+    "consecutive hot spot": (230, 159, 0),
+    "intensifying hot spot": (213, 94, 0),
+    "persistent hot spot": (178, 24, 43),
+    "diminishing hot spot": (204, 121, 167),
+    "sporadic hot spot": (253, 219, 199),
+    "oscillating hot spot": (239, 138, 98),
+    "historical hot spot": (120, 60, 60),
+    "new cold spot": (209, 229, 240),
+    "consecutive cold spot": (103, 169, 207),
+    "intensifying cold spot": (33, 102, 172),
+    "persistent cold spot": (0, 60, 120),
+    "diminishing cold spot": (86, 180, 233),
+    "sporadic cold spot": (180, 210, 230),
+    "oscillating cold spot": (0, 158, 115),
+    "historical cold spot": (60, 60, 120),
+}
+CLASS_COLORS = {
+    "unserved hotspot": (213, 94, 0),
+    "served hotspot": (0, 158, 115),
+    "intervention outside need": (86, 180, 233),
+    "multi-agency intervention": (204, 121, 167),
+}
+
+
+def count_label(value: float, suppressed: bool, threshold: int = 5) -> str:
+    if suppressed:
+        return f"<{threshold}"
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "no figure"
+    return f"{value:,.0f}"
+
+
+def sequential(values: pd.Series, palette=VIRIDIS) -> tuple[list[tuple[int, int, int]], list[LegendItem]]:
+    """Quantile classes of the values (suppressed/NaN get the lowest class)."""
+    v = values.astype(float).fillna(0).to_numpy()
+    positive = v[v > 0]
+    if len(positive) == 0:
+        return [palette[0]] * len(v), [LegendItem("0", palette[0])]
+    edges = np.unique(np.quantile(positive, np.linspace(0, 1, len(palette) + 1)))
+    classes = np.clip(np.searchsorted(edges, v, side="right") - 1, 0, len(edges) - 2)
+    colors = [palette[min(c, len(palette) - 1)] for c in classes]
+    legend = [
+        LegendItem(f"{edges[i]:,.0f} – {edges[i + 1]:,.0f}", palette[min(i, len(palette) - 1)])
+        for i in range(len(edges) - 1)
+    ]
+    return colors, legend
+
+
+def _hex_layer(layer_id: str, frame: pd.DataFrame, opacity: float = 0.75, **kw) -> pdk.Layer:
+    return pdk.Layer(
+        "H3HexagonLayer",
+        frame,
+        id=layer_id,
+        get_hexagon="h3_cell",
+        get_fill_color="color",
+        get_line_color=[255, 255, 255, 80],
+        line_width_min_pixels=0.5,
+        extruded=False,
+        pickable=True,
+        opacity=opacity,
+        **kw,
+    )
+
+
+@register("wards", "Ward choropleth", needs="wards")
+def ward_choropleth(frame: pd.DataFrame, metric: str = "count", threshold: int = 5) -> Built:
+    """Wards coloured by count, rate per 1,000 residents or change against the previous period."""
+    frame = frame.copy()
+    labels = {"count": "Records", "rate_per_1000": "Rate per 1,000 residents", "change_pct": "Change, %"}
+    if metric == "change_pct":
+        change = frame["change_pct"].astype(float)
+        bins = np.select([change <= -25, change <= -5, change < 5, change < 25], [-3, -1, 0, 1], 3)
+        colors = [HOT_COLD.get(int(b), (240, 240, 240)) for b in bins]
+        legend = [
+            LegendItem("down 25 % or more", HOT_COLD[-3]),
+            LegendItem("down 5–25 %", HOT_COLD[-1]),
+            LegendItem("within 5 %", (240, 240, 240)),
+            LegendItem("up 5–25 %", HOT_COLD[1]),
+            LegendItem("up 25 % or more", HOT_COLD[3]),
+        ]
+    else:
+        colors, legend = sequential(frame[metric])
+    features = []
+    for row, color in zip(frame.itertuples(index=False), colors, strict=True):
+        suppressed = bool(getattr(row, "suppressed", False))
+        rate = getattr(row, "rate_per_1000", np.nan)
+        change = getattr(row, "change_pct", np.nan)
+        tip = (
+            f"<b>{row.ward_name}</b> ({row.ward_code})<br/>Records: {count_label(row.count, suppressed, threshold)}"
+            + (f"<br/>Rate per 1,000: {rate:,.1f}" if pd.notna(rate) and not suppressed else "")
+            + (f"<br/>Change: {change:+.0f} %" if pd.notna(change) else "")
+        )
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": json.loads(row.geojson),
+                "properties": {
+                    "ward_code": row.ward_code,
+                    "ward_name": row.ward_name,
+                    "tip": tip,
+                    "color": [*color, 170],
+                },
+            }
+        )
+    layer = pdk.Layer(
+        "GeoJsonLayer",
+        {"type": "FeatureCollection", "features": features},
+        id="wards",
+        get_fill_color="properties.color",
+        get_line_color=[40, 40, 40, 200],
+        line_width_min_pixels=1,
+        pickable=True,
+        stroked=True,
+        filled=True,
+    )
+    return Built([layer], legend, labels.get(metric, metric), "{tip}")
+
+
+@register("density", "Hex density", needs="hexes")
+def hex_density(frame: pd.DataFrame, threshold: int = 5) -> Built:
+    frame = frame.copy()
+    colors, legend = sequential(frame["count"])
+    frame["color"] = [list(c) for c in colors]
+    frame["tip"] = [
+        f"<b>Cell</b> {c}<br/>Records: {count_label(v, s, threshold)}"
+        for c, v, s in zip(frame["h3_cell"], frame["count"], frame["suppressed"], strict=True)
+    ]
+    return Built(
+        [_hex_layer("density", frame[["h3_cell", "color", "tip"]])], legend, "Records per cell", "{tip}"
+    )
+
+
+@register("hotspots", "Significant hotspots (Gi*)", needs="hotspots")
+def hotspots(frame: pd.DataFrame, threshold: int = 5) -> Built:
+    frame = frame[frame["bin"] != 0].copy()
+    frame["color"] = [list(HOT_COLD[int(b)]) for b in frame["bin"]]
+    frame["tip"] = [
+        f"<b>{BIN_LABELS[int(b)]}</b><br/>Records: {count_label(v, s, threshold)}<br/>z = {z:.2f}, FDR p = {p:.3f}"
+        for b, v, s, z, p in zip(
+            frame["bin"], frame["count"], frame["suppressed"], frame["z"], frame["p_fdr"], strict=True
+        )
+    ]
+    legend = [LegendItem(BIN_LABELS[b], HOT_COLD[b]) for b in (3, 2, 1, -1, -2, -3)]
+    return Built(
+        [_hex_layer("hotspots", frame[["h3_cell", "color", "tip"]], 0.8)],
+        legend,
+        "Gi* hot and cold spots (FDR)",
+        "{tip}",
+    )
+
+
+@register("emerging", "Emerging hotspot patterns", needs="emerging")
+def emerging(frame: pd.DataFrame, threshold: int = 5) -> Built:
+    frame = frame[frame["pattern"] != "no pattern"].copy()
+    frame["color"] = [list(PATTERN_COLORS.get(p, (150, 150, 150))) for p in frame["pattern"]]
+    frame["tip"] = [
+        f"<b>{p.capitalize()}</b><br/>Hot in {h} of {n} steps<br/>Trend z = {t:+.2f}"
+        for p, h, n, t in zip(
+            frame["pattern"], frame["hot_steps"], frame["steps"], frame["trend_z"], strict=True
+        )
+    ]
+    present = [p for p in PATTERN_COLORS if p in set(frame["pattern"])]
+    legend = [LegendItem(p.capitalize(), PATTERN_COLORS[p]) for p in present] or [
+        LegendItem("No emerging pattern", (200, 200, 200))
+    ]
+    return Built(
+        [_hex_layer("emerging", frame[["h3_cell", "color", "tip"]], 0.8)],
+        legend,
+        "Emerging hotspot patterns",
+        "{tip}",
+    )
+
+
+@register("overlap", "Demand and interventions", needs="classes")
+def overlap(frame: pd.DataFrame, threshold: int = 5) -> Built:
+    frame = frame[frame["class"] != "none"].copy()
+    frame["color"] = [list(CLASS_COLORS[c]) for c in frame["class"]]
+    frame["tip"] = [
+        f"<b>{c.capitalize()}</b><br/>Hot demand: {d or 'none'}<br/>Interventions concentrated: {i or 'none'}"
+        for c, d, i in zip(
+            frame["class"], frame["hot_demand_agencies"], frame["intervention_agencies"], strict=True
+        )
+    ]
+    legend = [LegendItem(c.capitalize(), col) for c, col in CLASS_COLORS.items()]
+    return Built(
+        [_hex_layer("overlap", frame[["h3_cell", "color", "tip"]], 0.8)],
+        legend,
+        "Where demand and interventions meet",
+        "{tip}",
+    )
+
+
+@register("interventions", "Intervention footprints", needs="intervention_hexes")
+def interventions(frame: pd.DataFrame, threshold: int = 5) -> Built:
+    frame = frame.copy()
+    frame["color"] = [[0, 0, 0, 0]] * len(frame)
+    frame["tip"] = [
+        f"<b>Interventions</b><br/>Records: {count_label(v, s, threshold)}"
+        for v, s in zip(frame["count"], frame["suppressed"], strict=True)
+    ]
+    layer = pdk.Layer(
+        "H3HexagonLayer",
+        frame[["h3_cell", "color", "tip"]],
+        id="interventions",
+        get_hexagon="h3_cell",
+        get_fill_color="color",
+        get_line_color=[20, 20, 20, 230],
+        line_width_min_pixels=1.5,
+        stroked=True,
+        filled=True,
+        extruded=False,
+        pickable=True,
+    )
+    return Built(
+        [layer],
+        [LegendItem("Cell with interventions (outline)", (20, 20, 20))],
+        "Intervention footprints",
+        "{tip}",
+    )
+
+
+@register("outlines", "Ward outlines and names", needs="ward_shapes")
+def ward_outlines(frame: pd.DataFrame, threshold: int = 5) -> Built:
+    features = [
+        {
+            "type": "Feature",
+            "geometry": json.loads(g),
+            "properties": {"ward_code": c, "ward_name": n, "tip": f"<b>{n}</b> ({c})"},
+        }
+        for c, n, g in zip(frame["ward_code"], frame["ward_name"], frame["geojson"], strict=True)
+    ]
+    lines = pdk.Layer(
+        "GeoJsonLayer",
+        {"type": "FeatureCollection", "features": features},
+        id="outlines",
+        get_line_color=[30, 30, 30, 220],
+        line_width_min_pixels=1.2,
+        stroked=True,
+        filled=False,
+        pickable=False,
+    )
+    names = pdk.Layer(
+        "TextLayer",
+        frame[["ward_name", "label_lng", "label_lat"]],
+        id="ward-names",
+        get_position=["label_lng", "label_lat"],
+        get_text="ward_name",
+        get_size=12,
+        get_color=[20, 20, 20, 255],
+        background=True,
+        get_background_color=[255, 255, 255, 170],
+        pickable=False,
+    )
+    return Built([lines, names], [LegendItem("Ward boundary", (30, 30, 30))], "Wards", "{tip}")
