@@ -129,7 +129,8 @@ def ward_choropleth(frame: pd.DataFrame, metric: str = "count", threshold: int =
         rate = getattr(row, "rate_per_1000", np.nan)
         change = getattr(row, "change_pct", np.nan)
         tip = (
-            f"<b>{row.ward_name}</b> ({row.ward_code})<br/>Records: {count_label(row.count, suppressed, threshold)}"
+            f"<b>{row.ward_name}</b> ({row.ward_code})"
+            f"<br/>Records: {count_label(row.count, suppressed, threshold)}"
             + (f"<br/>Rate per 1,000: {rate:,.1f}" if pd.notna(rate) and not suppressed else "")
             + (f"<br/>Change: {change:+.0f} %" if pd.notna(change) else "")
         )
@@ -178,7 +179,8 @@ def hotspots(frame: pd.DataFrame, threshold: int = 5) -> Built:
     frame = frame[frame["bin"] != 0].copy()
     frame["color"] = [list(HOT_COLD[int(b)]) for b in frame["bin"]]
     frame["tip"] = [
-        f"<b>{BIN_LABELS[int(b)]}</b><br/>Records: {count_label(v, s, threshold)}<br/>z = {z:.2f}, FDR p = {p:.3f}"
+        f"<b>{BIN_LABELS[int(b)]}</b><br/>Records: {count_label(v, s, threshold)}"
+        f"<br/>z = {z:.2f}, FDR p = {p:.3f}"
         for b, v, s, z, p in zip(
             frame["bin"], frame["count"], frame["suppressed"], frame["z"], frame["p_fdr"], strict=True
         )

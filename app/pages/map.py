@@ -58,6 +58,7 @@ area = quality.study_area(con)
 minx, miny, maxx, maxy = area["bounds"]
 view_state = pdk.data_utils.compute_view([[minx, miny], [maxx, maxy]])
 view_state.pitch = 0
+view_state.zoom += 0.6  # compute_view leaves a wide margin around the city
 deck = pdk.Deck(
     layers=[layer for b in built for layer in b.layers],
     initial_view_state=view_state,

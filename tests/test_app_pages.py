@@ -1,0 +1,112 @@
+"""Every page through streamlit.testing, as councillors, service managers and analysts use them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import REPO
+from streamlit.testing.v1 import AppTest
+
+APP = str(REPO / "app" / "streamlit_app.py")
+
+
+@pytest.fixture
+def app(small_demo_db, monkeypatch):
+    db, _ = small_demo_db
+    monkeypatch.setenv("COMMON_GROUND_DB", str(db))
+
+    def open_page(page: str, **params) -> AppTest:
+        at = AppTest.from_file(APP, default_timeout=120)
+        for key, value in params.items():
+            at.query_params[key] = value
+        at.switch_page(page).run()
+        assert not at.exception, at.exception[0].message if at.exception else ""
+        return at
+
+    return open_page
+
+
+def deck(at: AppTest) -> dict:
+    return json.loads(at.get("deck_gl_json_chart")[0].proto.json)
+
+
+def layer_ids(at: AppTest) -> list[str]:
+    return [layer["id"] for layer in deck(at)["layers"]]
+
+
+def test_map_defaults_to_wards_with_names(app):
+    at = app("pages/map.py")
+    assert layer_ids(at) == ["wards", "outlines", "ward-names"]
+    markdown = " ".join(m.value for m in at.markdown)
+    assert "cg-legend" in markdown and "Records" in markdown
+    assert any("Disclosure" in c.value for c in at.caption)
+
+
+def test_every_registered_layer_draws(app):
+    import layers
+
+    at = app("pages/map.py", layers=",".join(layers.REGISTRY))
+    ids = layer_ids(at)
+    for name in ("wards", "density", "hotspots", "emerging", "overlap", "interventions", "outlines"):
+        assert name in ids
+
+
+def test_filter_changes_the_map_and_lands_in_the_url(app):
+    at = app("pages/map.py", layers="density")
+    before = deck(at)["layers"][0]["data"]
+    at.multiselect(key="f_datasets").set_value(["council_env"]).run()
+    after = deck(at)["layers"][0]["data"]
+    assert before != after
+    assert at.query_params["ds"] in ("council_env", ["council_env"])
+
+
+def test_url_state_round_trip(app):
+    at = app("pages/map.py", ds="council_env,fire_incidents", dow="6,7", hr="18,23", res="9",
+             **{"from": "2024-01-01", "to": "2024-12-31"})
+    assert at.multiselect(key="f_datasets").value == ["council_env", "fire_incidents"]
+    assert at.multiselect(key="f_weekdays").value == ["Sat", "Sun"]
+    assert at.slider(key="f_hours").value == (18, 23)
+    assert at.slider(key="f_res").value == 9
+    assert str(at.date_input(key="f_period").value[0]) == "2024-01-01"
+    def one(value):
+        return value[0] if isinstance(value, list) else value
+
+    params = {k: one(at.query_params[k]) for k in ("ds", "dow", "hr", "res", "from", "to")}
+    assert params == {"ds": "council_env,fire_incidents", "dow": "6,7", "hr": "18,23", "res": "9",
+                      "from": "2024-01-01", "to": "2024-12-31"}
+
+
+def test_suppressed_counts_read_as_less_than_five_in_tooltips(app):
+    at = app("pages/map.py", layers="density", ds="early_help", res="10")
+    tips = [row["tip"] for row in deck(at)["layers"][0]["data"]]
+    assert any("Records: <5" in t for t in tips)
+    assert not any(f"Records: {n}<" in t for n in range(1, 5) for t in tips)
+
+
+def test_ward_profile(app, small_demo_db):
+    at = app("pages/ward.py", ward="E05900002")
+    assert at.selectbox(key="ward_pick").value == "E05900002"
+    assert at.title[0].value.startswith("Ward profile:")
+    labels = [m.label for m in at.metric]
+    assert labels == ["Records", "Rate per 1,000 residents", "Change on the previous period"]
+    assert len(at.get("plotly_chart")) >= 1
+    names = [b.proto.label for b in at.get("download_button")]
+    assert any("printable profile" in n for n in names)
+
+
+def test_hotspots_page_ranks_and_shows_the_matrix(app):
+    at = app("pages/hotspots.py")
+    table = at.dataframe[0].value
+    assert {"h3_cell", "z", "hot_demand_agencies", "intervention status"} <= set(table.columns)
+    assert table["z"].is_monotonic_decreasing
+    assert len(at.get("plotly_chart")) == 1
+
+
+def test_data_page_downloads_follow_the_filter(app):
+    at = app("pages/data.py", ds="council_env", res="7")
+    button = next(b for b in at.get("download_button") if "Download hexes" in b.proto.label)
+    assert "rows" in button.proto.label
+    at.radio(key="dl_kind").set_value("wards").run()
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert any("Download wards" in label for label in labels)
