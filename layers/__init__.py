@@ -25,7 +25,7 @@ class Built:
     layers: list[pdk.Layer]
     legend: list[LegendItem]
     title: str
-    tooltip: str  # HTML with {field} placeholders, as pydeck's tooltip expects
+    tooltip: str  # text with {field} placeholders, as pydeck's tooltip expects
     note: str = ""
 
 

@@ -65,6 +65,9 @@ CLASS_COLORS = {
 }
 
 
+TOOLTIP = "{tip}"  # each row carries its own plain-text tip, lines separated by newlines
+
+
 def count_label(value: float, suppressed: bool, threshold: int = 5) -> str:
     if suppressed:
         return f"<{threshold}"
@@ -129,10 +132,10 @@ def ward_choropleth(frame: pd.DataFrame, metric: str = "count", threshold: int =
         rate = getattr(row, "rate_per_1000", np.nan)
         change = getattr(row, "change_pct", np.nan)
         tip = (
-            f"<b>{row.ward_name}</b> ({row.ward_code})"
-            f"<br/>Records: {count_label(row.count, suppressed, threshold)}"
-            + (f"<br/>Rate per 1,000: {rate:,.1f}" if pd.notna(rate) and not suppressed else "")
-            + (f"<br/>Change: {change:+.0f} %" if pd.notna(change) else "")
+            f"{row.ward_name} ({row.ward_code})"
+            f"\nRecords: {count_label(row.count, suppressed, threshold)}"
+            + (f"\nRate per 1,000: {rate:,.1f}" if pd.notna(rate) and not suppressed else "")
+            + (f"\nChange: {change:+.0f} %" if pd.notna(change) else "")
         )
         features.append(
             {
@@ -157,7 +160,7 @@ def ward_choropleth(frame: pd.DataFrame, metric: str = "count", threshold: int =
         stroked=True,
         filled=True,
     )
-    return Built([layer], legend, labels.get(metric, metric), "{tip}")
+    return Built([layer], legend, labels.get(metric, metric), TOOLTIP)
 
 
 @register("density", "Hex density", needs="hexes")
@@ -166,11 +169,11 @@ def hex_density(frame: pd.DataFrame, threshold: int = 5) -> Built:
     colors, legend = sequential(frame["count"])
     frame["color"] = [list(c) for c in colors]
     frame["tip"] = [
-        f"<b>Cell</b> {c}<br/>Records: {count_label(v, s, threshold)}"
+        f"Cell {c}\nRecords: {count_label(v, s, threshold)}"
         for c, v, s in zip(frame["h3_cell"], frame["count"], frame["suppressed"], strict=True)
     ]
     return Built(
-        [_hex_layer("density", frame[["h3_cell", "color", "tip"]])], legend, "Records per cell", "{tip}"
+        [_hex_layer("density", frame[["h3_cell", "color", "tip"]])], legend, "Records per cell", TOOLTIP
     )
 
 
@@ -179,8 +182,7 @@ def hotspots(frame: pd.DataFrame, threshold: int = 5) -> Built:
     frame = frame[frame["bin"] != 0].copy()
     frame["color"] = [list(HOT_COLD[int(b)]) for b in frame["bin"]]
     frame["tip"] = [
-        f"<b>{BIN_LABELS[int(b)]}</b><br/>Records: {count_label(v, s, threshold)}"
-        f"<br/>z = {z:.2f}, FDR p = {p:.3f}"
+        f"{BIN_LABELS[int(b)]}\nRecords: {count_label(v, s, threshold)}\nz = {z:.2f}, FDR p = {p:.3f}"
         for b, v, s, z, p in zip(
             frame["bin"], frame["count"], frame["suppressed"], frame["z"], frame["p_fdr"], strict=True
         )
@@ -190,7 +192,7 @@ def hotspots(frame: pd.DataFrame, threshold: int = 5) -> Built:
         [_hex_layer("hotspots", frame[["h3_cell", "color", "tip"]], 0.8)],
         legend,
         "Gi* hot and cold spots (FDR)",
-        "{tip}",
+        TOOLTIP,
     )
 
 
@@ -199,7 +201,7 @@ def emerging(frame: pd.DataFrame, threshold: int = 5) -> Built:
     frame = frame[frame["pattern"] != "no pattern"].copy()
     frame["color"] = [list(PATTERN_COLORS.get(p, (150, 150, 150))) for p in frame["pattern"]]
     frame["tip"] = [
-        f"<b>{p.capitalize()}</b><br/>Hot in {h} of {n} steps<br/>Trend z = {t:+.2f}"
+        f"{p.capitalize()}\nHot in {h} of {n} steps\nTrend z = {t:+.2f}"
         for p, h, n, t in zip(
             frame["pattern"], frame["hot_steps"], frame["steps"], frame["trend_z"], strict=True
         )
@@ -212,7 +214,7 @@ def emerging(frame: pd.DataFrame, threshold: int = 5) -> Built:
         [_hex_layer("emerging", frame[["h3_cell", "color", "tip"]], 0.8)],
         legend,
         "Emerging hotspot patterns",
-        "{tip}",
+        TOOLTIP,
     )
 
 
@@ -221,7 +223,7 @@ def overlap(frame: pd.DataFrame, threshold: int = 5) -> Built:
     frame = frame[frame["class"] != "none"].copy()
     frame["color"] = [list(CLASS_COLORS[c]) for c in frame["class"]]
     frame["tip"] = [
-        f"<b>{c.capitalize()}</b><br/>Hot demand: {d or 'none'}<br/>Interventions concentrated: {i or 'none'}"
+        f"{c.capitalize()}\nHot demand: {d or 'none'}\nInterventions concentrated: {i or 'none'}"
         for c, d, i in zip(
             frame["class"], frame["hot_demand_agencies"], frame["intervention_agencies"], strict=True
         )
@@ -231,7 +233,7 @@ def overlap(frame: pd.DataFrame, threshold: int = 5) -> Built:
         [_hex_layer("overlap", frame[["h3_cell", "color", "tip"]], 0.8)],
         legend,
         "Where demand and interventions meet",
-        "{tip}",
+        TOOLTIP,
     )
 
 
@@ -240,7 +242,7 @@ def interventions(frame: pd.DataFrame, threshold: int = 5) -> Built:
     frame = frame.copy()
     frame["color"] = [[0, 0, 0, 0]] * len(frame)
     frame["tip"] = [
-        f"<b>Interventions</b><br/>Records: {count_label(v, s, threshold)}"
+        f"Interventions\nRecords: {count_label(v, s, threshold)}"
         for v, s in zip(frame["count"], frame["suppressed"], strict=True)
     ]
     layer = pdk.Layer(
@@ -260,7 +262,7 @@ def interventions(frame: pd.DataFrame, threshold: int = 5) -> Built:
         [layer],
         [LegendItem("Cell with interventions (outline)", (20, 20, 20))],
         "Intervention footprints",
-        "{tip}",
+        TOOLTIP,
     )
 
 
@@ -270,7 +272,7 @@ def ward_outlines(frame: pd.DataFrame, threshold: int = 5) -> Built:
         {
             "type": "Feature",
             "geometry": json.loads(g),
-            "properties": {"ward_code": c, "ward_name": n, "tip": f"<b>{n}</b> ({c})"},
+            "properties": {"ward_code": c, "ward_name": n, "tip": f"{n} ({c})"},
         }
         for c, n, g in zip(frame["ward_code"], frame["ward_name"], frame["geojson"], strict=True)
     ]
@@ -296,4 +298,4 @@ def ward_outlines(frame: pd.DataFrame, threshold: int = 5) -> Built:
         get_background_color=[255, 255, 255, 170],
         pickable=False,
     )
-    return Built([lines, names], [LegendItem("Ward boundary", (30, 30, 30))], "Wards", "{tip}")
+    return Built([lines, names], [LegendItem("Ward boundary", (30, 30, 30))], "Wards", TOOLTIP)

@@ -62,25 +62,38 @@ def test_filter_changes_the_map_and_lands_in_the_url(app):
 
 
 def test_url_state_round_trip(app):
-    at = app("pages/map.py", ds="council_env,fire_incidents", dow="6,7", hr="18,23", res="9",
-             **{"from": "2024-01-01", "to": "2024-12-31"})
+    at = app(
+        "pages/map.py",
+        ds="council_env,fire_incidents",
+        dow="6,7",
+        hr="18,23",
+        res="9",
+        **{"from": "2024-01-01", "to": "2024-12-31"},
+    )
     assert at.multiselect(key="f_datasets").value == ["council_env", "fire_incidents"]
     assert at.multiselect(key="f_weekdays").value == ["Sat", "Sun"]
     assert at.slider(key="f_hours").value == (18, 23)
     assert at.slider(key="f_res").value == 9
     assert str(at.date_input(key="f_period").value[0]) == "2024-01-01"
+
     def one(value):
         return value[0] if isinstance(value, list) else value
 
     params = {k: one(at.query_params[k]) for k in ("ds", "dow", "hr", "res", "from", "to")}
-    assert params == {"ds": "council_env,fire_incidents", "dow": "6,7", "hr": "18,23", "res": "9",
-                      "from": "2024-01-01", "to": "2024-12-31"}
+    assert params == {
+        "ds": "council_env,fire_incidents",
+        "dow": "6,7",
+        "hr": "18,23",
+        "res": "9",
+        "from": "2024-01-01",
+        "to": "2024-12-31",
+    }
 
 
 def test_suppressed_counts_read_as_less_than_five_in_tooltips(app):
     at = app("pages/map.py", layers="density", ds="early_help", res="10")
     tips = [row["tip"] for row in deck(at)["layers"][0]["data"]]
-    assert any("Records: <5" in t for t in tips)
+    assert any("Records: <5" in t for t in tips)  # plain text: the "<" is shown as it is
     assert not any(f"Records: {n}<" in t for n in range(1, 5) for t in tips)
 
 

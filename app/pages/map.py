@@ -64,7 +64,10 @@ deck = pdk.Deck(
     initial_view_state=view_state,
     map_provider="carto",
     map_style="light",
-    tooltip={"html": "{tip}", "style": {"backgroundColor": "white", "color": "black", "fontSize": "12px"}},
+    tooltip={
+        "text": "{tip}",
+        "style": {"backgroundColor": "white", "color": "black", "fontSize": "12px", "whiteSpace": "pre-line"},
+    },
 )
 with left:
     event = st.pydeck_chart(deck, on_select="rerun", selection_mode="single-object", key="map", height=620)
@@ -88,9 +91,10 @@ hex_pick = next(
     None,
 )
 if ward_pick:
+    # The profile opens with the same filter, so carry the whole URL along with the ward.
     code = ward_pick.get("properties", ward_pick).get("ward_code")
-    st.query_params["ward"] = code
-    st.switch_page("pages/ward.py")
+    carried = {k: v for k, v in st.query_params.to_dict().items() if k not in ("layers", "metric")}
+    st.switch_page("pages/ward.py", query_params={**carried, "ward": code})
 if hex_pick:
     cell = hex_pick["h3_cell"]
     st.subheader(f"Cell {cell}")

@@ -1,0 +1,173 @@
+"""End to end: the real app in headless Chromium (Debian's chromium, driven by Playwright),
+looked at as a person would: pixels on the map, a filter that changes them, a ward that opens
+its profile when clicked, a CSV that downloads. Screenshots go to test-artifacts/."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+from conftest import REPO
+
+pytestmark = pytest.mark.e2e
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = REPO / "test-artifacts"
+ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(small_demo_db):
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("E2E_REQUIRED"):
+            pytest.fail(f"chromium not found at {CHROMIUM}")
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    db, _ = small_demo_db
+    port = _free_port()
+    env = {**os.environ, "COMMON_GROUND_DB": str(db)}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(REPO / "app" / "streamlit_app.py"),
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.terminate()
+        pytest.fail("the app did not start within 60 s")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    pg = context.new_page()
+    yield pg
+    context.close()
+
+
+def map_pixels(page, name: str) -> np.ndarray:
+    """The map canvas as an RGB array, once deck.gl has drawn; also saved as an artefact."""
+    from PIL import Image
+
+    canvas = page.locator("canvas").first
+    canvas.wait_for(state="visible", timeout=60_000)
+    page.wait_for_timeout(3000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    png = canvas.screenshot()
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+
+
+def colourful(pixels: np.ndarray) -> int:
+    """Pixels clearly coloured (a hex fill), as opposed to white, grey or black."""
+    r, g, b = pixels[..., 0], pixels[..., 1], pixels[..., 2]
+    return int(((np.abs(r - g) + np.abs(g - b) + np.abs(r - b)) > 80).sum())
+
+
+def test_map_canvas_shows_the_hex_layer(server, page):
+    page.goto(f"{server}/?layers=density,outlines")
+    pixels = map_pixels(page, "map-density")
+    assert colourful(pixels) > 5000, "no coloured hexagons were drawn"
+
+
+def test_changing_a_filter_changes_the_map(server, page):
+    page.goto(f"{server}/?layers=density,outlines")
+    before = map_pixels(page, "map-before-filter")
+    page.get_by_role("button", name="Interventions").click()
+    page.wait_for_timeout(5000)
+    after = map_pixels(page, "map-after-filter")
+    assert "kinds=intervention" in page.url
+    assert np.abs(before - after).sum(axis=2).astype(bool).mean() > 0.02
+
+
+def test_clicking_a_ward_opens_its_profile(server, page):
+    """Hover a ward, read its name in the tooltip, click, and land on that ward's profile."""
+    import re
+
+    page.goto(f"{server}/?layers=wards")
+    map_pixels(page, "map-wards")
+    box = page.locator("canvas").first.bounding_box()
+    x, y = box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.45
+    page.mouse.move(x, y)
+    tooltip = page.locator(".deck-tooltip")
+    tooltip.wait_for(state="visible", timeout=20_000)
+    found = re.search(r"^(.+) \((E05\d{6})\)", tooltip.inner_text())
+    assert found, tooltip.inner_text()
+    name, code = found.groups()
+    page.mouse.click(x, y)
+    page.get_by_text(f"Ward profile: {name}").wait_for(timeout=60_000)
+    assert f"ward={code}" in page.url
+    page.wait_for_timeout(2000)
+    page.screenshot(path=str(ARTIFACTS / "ward-profile.png"), full_page=True)
+
+
+def test_hex_csv_downloads_with_its_content(server, page):
+    page.goto(f"{server}/data?ds=council_env&res=7")
+    button = page.get_by_role("button", name="Download hexes")
+    button.wait_for(timeout=60_000)
+    with page.expect_download() as info:
+        button.click()
+    path = info.value.path()
+    text = open(path, encoding="utf-8").read().splitlines()
+    assert text[0].startswith("h3_cell,resolution,cell_lat,cell_lng,dataset,agency,kind,count")
+    assert len(text) > 10
+    assert all(",council_env," in line for line in text[1:])
+    assert all(",7," in line for line in text[1:6])
+    page.screenshot(path=str(ARTIFACTS / "data-page.png"))
