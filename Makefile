@@ -28,7 +28,7 @@ load: $(VENV)/.runtime data/demo/planted.json
 	$(PY) -m app load --catalog $(CATALOG) --db $(DB)
 
 run: load
-	COMMON_GROUND_DB=$(DB) $(PY) -m streamlit run app/streamlit_app.py \
+	COMMON_GROUND_DB=$(DB) COMMON_GROUND_CATALOG=$(CATALOG) $(PY) -m streamlit run app/streamlit_app.py \
 		--server.port $(PORT) --server.headless true --browser.gatherUsageStats false
 
 test: $(VENV)/.dev data/demo/planted.json
@@ -41,6 +41,7 @@ bench: $(VENV)/.dev
 	$(PY) bench/ingest.py
 	$(PY) bench/query.py
 	$(PY) bench/hotspots.py
+	$(PY) bench/dashboard.py
 
 clean:
 	rm -rf data/demo $(DB) $(DB).lock test-artifacts

@@ -190,16 +190,44 @@ def _as_str(value: object) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
 
-def load_catalog(path: str | Path) -> Catalog:
-    """Read and validate a catalogue; raise CatalogError listing every problem found."""
+def load_catalog(path: str | Path, uploads: str | Path | None = None) -> Catalog:
+    """Read and validate a catalogue, plus the datasets added through the dashboard (a file of
+    [[datasets]] entries, paths relative to it); raise CatalogError listing every problem."""
     path = Path(path)
+    raw = _read_toml(path)
+    if uploads is not None and Path(uploads).exists():
+        extra = _read_toml(Path(uploads))
+        unknown = set(extra) - {"datasets"}
+        if unknown:
+            raise CatalogError([f"{uploads}: only [[datasets]] entries belong here, not {sorted(unknown)}"])
+        base = Path(uploads).parent
+        for entry in extra.get("datasets", []):
+            if isinstance(entry, dict) and isinstance(entry.get("path"), str):
+                entry["path"] = str(_resolve(base, entry["path"]))
+        raw.setdefault("datasets", []).extend(extra.get("datasets", []))
+    return parse_catalog(raw, path)
+
+
+def _read_toml(path: Path) -> dict:
     if not path.exists():
         raise CatalogError([f"{path}: catalogue file not found"])
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise CatalogError([f"{path}: not valid TOML: {exc}"]) from exc
-    return parse_catalog(raw, path)
+
+
+def entry_toml(entry: dict) -> str:
+    """One [[datasets]] table as TOML text (strings and lists of strings only)."""
+    lines = ["[[datasets]]"]
+    for key, value in entry.items():
+        if value is None or value == "" or value == []:
+            continue
+        if isinstance(value, list):
+            lines.append(f"{key} = [{', '.join(json.dumps(str(v)) for v in value)}]")
+        else:
+            lines.append(f"{key} = {json.dumps(str(value))}")
+    return "\n".join(lines) + "\n"
 
 
 def parse_catalog(raw: dict, path: Path) -> Catalog:

@@ -16,6 +16,10 @@ def warehouse_path() -> Path:
     return Path(os.environ.get("COMMON_GROUND_DB", REPO / "data" / "warehouse.duckdb"))
 
 
+def catalog_path() -> Path:
+    return Path(os.environ.get("COMMON_GROUND_CATALOG", REPO / "data" / "catalog.toml"))
+
+
 def version(path: Path) -> tuple[int, int]:
     """Changes whenever a load renames a new warehouse into place."""
     st = path.stat()

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyproj import Transformer
@@ -57,6 +58,13 @@ class LoadError(RuntimeError):
     """The load could not run at all (catalogue or boundaries unusable)."""
 
 
+def uploads_path(db_path: str | Path) -> Path:
+    """Where the datasets added through the dashboard are listed, beside the warehouse; every
+    load reads them with the catalogue, so a reload never drops them."""
+    db_path = Path(db_path)
+    return db_path.with_name(db_path.name + ".uploads.toml")
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -90,7 +98,7 @@ def load(
     started = time.perf_counter()
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     db_path = Path(db_path)
-    catalog = load_catalog(catalog_path)
+    catalog = load_catalog(catalog_path, uploads_path(db_path))
     progress = progress or (lambda _msg, _frac: None)
     boundary_hash = file_sha256(catalog.study_area.boundaries)
     file_hashes = {d.id: [file_sha256(f) for f in d.files] for d in catalog.datasets}
@@ -667,3 +675,39 @@ def _outside_reason(ds: Dataset, a: np.ndarray, b: np.ndarray, index: WardIndex)
         sub[inside] = "swapped_coordinates"
         reason[ok] = sub
     return reason
+
+
+def dry_run(
+    ds: Dataset, file: Path, now: dt.datetime | None = None, rows: int = 20
+) -> tuple[dict, pd.DataFrame]:
+    """Read and validate one file without touching any warehouse: counts of the reasons rows
+    would be quarantined for (all but the ward test), and the first rows as they would be read."""
+    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    try:
+        source = open_source(con, ds, file, "dry_src")
+        _check_columns(ds, file, source)
+        try:
+            _stage(con, ds, source, "dry", now)
+        except duckdb.Error:
+            if source.reader != "duckdb" or ds.format != "csv":
+                raise
+            source = tolerant_csv_source(con, ds, file, "dry_src")
+            _stage(con, ds, source, "dry", now)
+        counts = dict(
+            con.execute(
+                "SELECT coalesce(__reason, 'ok'), count(*) FROM dry GROUP BY 1 ORDER BY 2 DESC"
+            ).fetchall()
+        )
+        if not counts:
+            raise SourceError(f"{file}: the file has a header but no data rows")
+        preview = con.execute(
+            """SELECT __row AS row, __a AS first_coordinate, __b AS second_coordinate, __ts AS time,
+                      __category AS category, __agency AS agency, __weight AS weight, __reason AS problem
+               FROM dry ORDER BY __row LIMIT $n""",
+            {"n": rows},
+        ).df()
+        return counts, preview
+    finally:
+        con.close()

@@ -165,7 +165,7 @@ def test_hex_csv_downloads_with_its_content(server, page):
     with page.expect_download() as info:
         button.click()
     path = info.value.path()
-    text = open(path, encoding="utf-8").read().splitlines()
+    text = path.read_text(encoding="utf-8").splitlines()
     assert text[0].startswith("h3_cell,resolution,cell_lat,cell_lng,dataset,agency,kind,count")
     assert len(text) > 10
     assert all(",council_env," in line for line in text[1:])
