@@ -28,6 +28,7 @@ class Filter:
     end: dt.date | None = None  # inclusive: the whole of that day
     weekdays: tuple[int, ...] = ()  # ISO: 1 Monday .. 7 Sunday
     hours: tuple[int, ...] = ()  # 0 .. 23
+    bbox: tuple[float, float, float, float] | None = None  # west, south, east, north (WGS84)
 
     def with_(self, **changes) -> Filter:
         return replace(self, **changes)
@@ -54,6 +55,7 @@ class Filter:
             "end": self.end.isoformat() if self.end else None,
             "weekdays": list(self.weekdays),
             "hours": list(self.hours),
+            "bbox": list(self.bbox) if self.bbox else None,
         }
 
 
@@ -74,6 +76,10 @@ def validate(con: duckdb.DuckDBPyConnection, f: Filter) -> Filter:
         raise FilterError("weekdays are 1 (Monday) to 7 (Sunday)")
     if any(not 0 <= h <= 23 for h in f.hours):
         raise FilterError("hours are 0 to 23")
+    if f.bbox is not None:
+        west, south, east, north = f.bbox
+        if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
+            raise FilterError("bbox is west, south, east, north in degrees (west < east, south < north)")
     if f.start and f.end and f.start > f.end:
         raise FilterError(f"the period is reversed: {f.start} is after {f.end}")
     return f
@@ -104,6 +110,10 @@ def where(f: Filter, alias: str = "e") -> tuple[str, dict]:
     if f.hours:
         clauses.append(f"list_contains($f_hours, hour({alias}.ts))")
         params["f_hours"] = list(f.hours)
+    if f.bbox is not None:
+        clauses.append(f"{alias}.lon BETWEEN $f_west AND $f_east")
+        clauses.append(f"{alias}.lat BETWEEN $f_south AND $f_north")
+        params.update(f_west=f.bbox[0], f_south=f.bbox[1], f_east=f.bbox[2], f_north=f.bbox[3])
     return " AND ".join(clauses), params
 
 

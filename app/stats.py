@@ -69,9 +69,17 @@ def confidence_bins(z: np.ndarray, p: np.ndarray) -> np.ndarray:
     return (np.sign(z) * level).astype(np.int8)
 
 
-def mann_kendall(series: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mann-Kendall trend test along the last axis: (z, two-sided p), with the tie correction."""
+def mann_kendall(series: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Mann-Kendall trend test along the last axis: (z, two-sided p), with the tie correction.
+    Rows are taken a chunk at a time, so memory stays bounded for large grids."""
     y = np.atleast_2d(np.asarray(series, dtype=np.float64))
+    if len(y) > chunk:
+        parts = [_mann_kendall(y[i : i + chunk]) for i in range(0, len(y), chunk)]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    return _mann_kendall(y)
+
+
+def _mann_kendall(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n = y.shape[1]
     if n < 3:
         return np.zeros(len(y)), np.ones(len(y))

@@ -37,7 +37,7 @@ def ward_by_dataset(_version, f: Filter) -> pd.DataFrame:
 def map_res(_version, f: Filter, res: int) -> tuple[int, str]:
     """The requested resolution, or a coarser one when it would send over 50,000 hexes."""
     requested = res
-    while res > 5 and len(_hexes(_version, f, res)) > MAX_HEXES:
+    while res > 5 and (len(_hexes(_version, f, res)) > MAX_HEXES or _grid_size(_version, res) > MAX_HEXES):
         res -= 1
     note = (
         ""
@@ -45,6 +45,14 @@ def map_res(_version, f: Filter, res: int) -> tuple[int, str]:
         else f"shown at resolution {res}: {requested} would draw over {MAX_HEXES:,} hexes"
     )
     return res, note
+
+
+@st.cache_data(ttl=600, max_entries=16, show_spinner=False)
+def _grid_size(_version, res: int) -> int:
+    """Cells of the whole study area: the hotspot layers draw from all of them."""
+    from app.grid import study_area_cells
+
+    return len(study_area_cells(warehouse(), res))
 
 
 @st.cache_data(ttl=600, max_entries=64, show_spinner=False)

@@ -57,6 +57,20 @@ def main() -> None:
         for res in (7, 9, 11):
             figures[f"hex_sql_res{res}_ms"] = median_ms(lambda r=res: raw_hex_counts(con, f, r), args.repeat)
         figures["hex_full_res9_ms"] = median_ms(lambda: hex_aggregate(con, f, 9), args.repeat)
+        # At resolution 11 the whole city is over 100,000 cells; a map shows its visible area.
+        west, south, east, north = json.loads(
+            con.execute("SELECT value FROM meta WHERE key = 'study_area'").fetchall()[0][0]
+        )["bounds"]
+        view = Filter(
+            bbox=(
+                west + 0.35 * (east - west),
+                south + 0.35 * (north - south),
+                west + 0.65 * (east - west),
+                south + 0.65 * (north - south),
+            )
+        )
+        figures["hex_sql_res11_view_cells"] = len(raw_hex_counts(con, view, 11))
+        figures["hex_sql_res11_view_ms"] = median_ms(lambda: raw_hex_counts(con, view, 11), args.repeat)
         figures["ward_ms"] = median_ms(lambda: ward_aggregate(con, f), args.repeat)
         cells = next(iter(con.execute("SELECT h3 FROM events").fetchnumpy().values())).astype(np.uint64)
         baseline = median_ms(lambda: np.unique(parent_np(cells, 9), return_counts=True), args.repeat)

@@ -211,3 +211,16 @@ def test_ward_agencies(full_con):
     frame = ward_agencies(full_con, Filter()).set_index("ward_name")
     assert frame.loc["Northgate", "agencies_hot"] >= 4
     assert np.issubdtype(frame["agencies_hot"].dtype, np.integer)
+
+
+def test_bbox_limits_to_the_visible_area(full_con):
+    west, south, east, north = -0.95, 52.33, -0.90, 52.38
+    frame = hex_aggregate(full_con, OPEN.with_(bbox=(west, south, east, north)), 11)
+    expected = full_con.execute(
+        "SELECT count(*) FROM events WHERE dataset = 'council_env' "
+        "AND lon BETWEEN ? AND ? AND lat BETWEEN ? AND ?",
+        [west, east, south, north],
+    ).fetchall()[0][0]
+    assert frame["count"].sum() == expected > 0
+    with pytest.raises(FilterError, match="bbox"):
+        hex_aggregate(full_con, OPEN.with_(bbox=(1.0, 52.0, 0.0, 53.0)), 8)
