@@ -33,7 +33,10 @@ def warehouse():
 
 
 def db_version() -> tuple[int, int]:
-    return version(warehouse_path())
+    path = warehouse_path()
+    if not path.exists():
+        warehouse()  # says what to do, and stops the page
+    return version(path)
 
 
 @dataclass(frozen=True)
