@@ -13,7 +13,7 @@ APP = str(REPO / "app" / "streamlit_app.py")
 def app(small_demo_db, monkeypatch):
     db, report = small_demo_db
     monkeypatch.setenv("COMMON_GROUND_DB", str(db))
-    return AppTest.from_file(APP, default_timeout=60).switch_page("pages/data.py").run(), report
+    return AppTest.from_file(APP, default_timeout=60).switch_page("screens/data.py").run(), report
 
 
 def test_catalogue_and_load_report_are_shown(app):
@@ -46,7 +46,7 @@ def test_restricted_rows_are_withheld(app):
 
 def test_missing_warehouse_says_what_to_do(monkeypatch, tmp_path):
     monkeypatch.setenv("COMMON_GROUND_DB", str(tmp_path / "none.duckdb"))
-    for page in ("pages/map.py", "pages/data.py", "pages/ward.py", "pages/hotspots.py"):
+    for page in ("screens/map.py", "screens/data.py", "screens/ward.py", "screens/hotspots.py"):
         at = AppTest.from_file(APP, default_timeout=60).switch_page(page).run()
         assert not at.exception
         assert "make run" in at.error[0].value

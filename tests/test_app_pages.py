@@ -36,7 +36,7 @@ def layer_ids(at: AppTest) -> list[str]:
 
 
 def test_map_defaults_to_wards_with_names(app):
-    at = app("pages/map.py")
+    at = app("screens/map.py")
     assert layer_ids(at) == ["wards", "outlines", "ward-names"]
     markdown = " ".join(m.value for m in at.markdown)
     assert "cg-legend" in markdown and "Records" in markdown
@@ -46,14 +46,14 @@ def test_map_defaults_to_wards_with_names(app):
 def test_every_registered_layer_draws(app):
     import layers
 
-    at = app("pages/map.py", layers=",".join(layers.REGISTRY))
+    at = app("screens/map.py", layers=",".join(layers.REGISTRY))
     ids = layer_ids(at)
     for name in ("wards", "density", "hotspots", "emerging", "overlap", "interventions", "outlines"):
         assert name in ids
 
 
 def test_filter_changes_the_map_and_lands_in_the_url(app):
-    at = app("pages/map.py", layers="density")
+    at = app("screens/map.py", layers="density")
     before = deck(at)["layers"][0]["data"]
     at.multiselect(key="f_datasets").set_value(["council_env"]).run()
     after = deck(at)["layers"][0]["data"]
@@ -63,7 +63,7 @@ def test_filter_changes_the_map_and_lands_in_the_url(app):
 
 def test_url_state_round_trip(app):
     at = app(
-        "pages/map.py",
+        "screens/map.py",
         ds="council_env,fire_incidents",
         dow="6,7",
         hr="18,23",
@@ -91,14 +91,14 @@ def test_url_state_round_trip(app):
 
 
 def test_suppressed_counts_read_as_less_than_five_in_tooltips(app):
-    at = app("pages/map.py", layers="density", ds="early_help", res="10")
+    at = app("screens/map.py", layers="density", ds="early_help", res="10")
     tips = [row["tip"] for row in deck(at)["layers"][0]["data"]]
     assert any("Records: <5" in t for t in tips)  # plain text: the "<" is shown as it is
     assert not any(f"Records: {n}<" in t for n in range(1, 5) for t in tips)
 
 
 def test_ward_profile(app, small_demo_db):
-    at = app("pages/ward.py", ward="E05900002")
+    at = app("screens/ward.py", ward="E05900002")
     assert at.selectbox(key="ward_pick").value == "E05900002"
     assert at.title[0].value.startswith("Ward profile:")
     labels = [m.label for m in at.metric]
@@ -109,7 +109,7 @@ def test_ward_profile(app, small_demo_db):
 
 
 def test_hotspots_page_ranks_and_shows_the_matrix(app):
-    at = app("pages/hotspots.py")
+    at = app("screens/hotspots.py")
     table = at.dataframe[0].value
     assert {"h3_cell", "z", "hot_demand_agencies", "intervention status"} <= set(table.columns)
     assert table["z"].is_monotonic_decreasing
@@ -117,7 +117,7 @@ def test_hotspots_page_ranks_and_shows_the_matrix(app):
 
 
 def test_data_page_downloads_follow_the_filter(app):
-    at = app("pages/data.py", ds="council_env", res="7")
+    at = app("screens/data.py", ds="council_env", res="7")
     button = next(b for b in at.get("download_button") if "Download hexes" in b.proto.label)
     assert "rows" in button.proto.label
     at.radio(key="dl_kind").set_value("wards").run()

@@ -94,10 +94,10 @@ if ward_pick:
     # The profile opens with the same filter, so carry the whole URL along with the ward.
     code = ward_pick.get("properties", ward_pick).get("ward_code")
     carried = {k: v for k, v in st.query_params.to_dict().items() if k not in ("layers", "metric")}
-    st.switch_page("pages/ward.py", query_params={**carried, "ward": code})
+    st.switch_page("screens/ward.py", query_params={**carried, "ward": code})
 if hex_pick:
     cell = hex_pick["h3_cell"]
     st.subheader(f"Cell {cell}")
-    from app.pages_detail import cell_detail
+    from app.cell_detail import cell_detail
 
     cell_detail(version, f, cell, res, view.k)

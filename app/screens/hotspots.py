@@ -45,7 +45,13 @@ table = ranked[
 st.subheader(f"Current hotspots ({len(table)})")
 if warning:
     st.warning(warning)
-st.dataframe(table, hide_index=True, width="stretch", key="hotspot_table")
+st.dataframe(
+    table,
+    hide_index=True,
+    width="stretch",
+    key="hotspot_table",
+    column_config={"p_fdr": st.column_config.NumberColumn("p (FDR)", format="%.1e")},
+)
 st.download_button(
     "Download hotspots (CSV)", table.to_csv(index=False), "hotspots.csv", "text/csv", key="hotspots_csv"
 )
