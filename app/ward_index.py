@@ -19,6 +19,7 @@ from collections import defaultdict
 
 import h3
 import numpy as np
+import pandas as pd
 import shapely
 
 from app.boundaries import Wards
@@ -74,6 +75,12 @@ class WardIndex:
         offsets[1:] = np.cumsum([len(touching[c]) for c in edge])
         self.edge_offsets = offsets
         self.edge_wards = np.array([w for c in edge for w in touching[c]], dtype=np.int32)
+        # One hash lookup serves both kinds of cell: a ward index (>= 0) for an interior cell,
+        # -2 - position for an edge cell; cells in neither are outside every ward.
+        self._lookup = pd.Index(np.concatenate([self.interior_cells, self.edge_cells]))
+        self._value = np.concatenate(
+            [self.interior_ward, -2 - np.arange(len(self.edge_cells), dtype=np.int32)]
+        ).astype(np.int32)
 
     def assign(self, cells15: np.ndarray, lat: np.ndarray, lng: np.ndarray) -> np.ndarray:
         """Ward index (into ``wards``) of each point, or -1 for a point outside every ward."""
@@ -81,12 +88,13 @@ class WardIndex:
         out = np.full(n, -1, dtype=np.int32)
         if n == 0:
             return out
-        parents = parent_np(cells15, self.res)
-        _lookup_into(out, parents, self.interior_cells, self.interior_ward)
-        pos = _positions(parents, self.edge_cells)
-        at_edge = np.flatnonzero(pos >= 0)
+        found = self._lookup.get_indexer(parent_np(cells15, self.res))
+        value = np.where(found >= 0, self._value[np.maximum(found, 0)], -1)
+        inside = value >= 0
+        out[inside] = value[inside]
+        at_edge = np.flatnonzero(value <= -2)
         if len(at_edge):
-            out[at_edge] = self._exact(at_edge, pos[at_edge], lat, lng)
+            out[at_edge] = self._exact(at_edge, -2 - value[at_edge], lat, lng)
         return out
 
     def _exact(self, idx: np.ndarray, pos: np.ndarray, lat: np.ndarray, lng: np.ndarray) -> np.ndarray:
@@ -139,20 +147,6 @@ def _ramp(counts: np.ndarray) -> np.ndarray:
     total = int(counts.sum())
     starts = np.repeat(np.cumsum(counts) - counts, counts)
     return np.arange(total) - starts
-
-
-def _positions(keys: np.ndarray, table: np.ndarray) -> np.ndarray:
-    if len(table) == 0:
-        return np.full(len(keys), -1, dtype=np.int64)
-    pos = np.searchsorted(table, keys)
-    pos = np.minimum(pos, len(table) - 1)
-    return np.where(table[pos] == keys, pos, -1)
-
-
-def _lookup_into(out: np.ndarray, keys: np.ndarray, table: np.ndarray, values: np.ndarray) -> None:
-    pos = _positions(keys, table)
-    found = pos >= 0
-    out[found] = values[pos[found]]
 
 
 def _polygonal_buffer(geom: shapely.Geometry, distance: float) -> shapely.Geometry:
