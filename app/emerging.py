@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 
 from app.aggregate import check_hex_res
-from app.disclosure import CELL_KEY_SQL, DEFAULT_RULE, PROTECTED, Rule, most_restrictive
-from app.filters import Filter, validate, where, with_period
-from app.grid import kring_weights, study_area_cells
+from app.disclosure import CELL_KEY_SQL, DEFAULT_RULE, PROTECTED, Rule
+from app.filters import Filter, sharing_level, validate, where, with_period
+from app.grid import cell_frame, kring_weights, study_area_cells
 from app.h3cells import parent_sql
 from app.stats import bh_fdr, confidence_bins, mann_kendall
 
@@ -141,11 +141,7 @@ def emerging_hotspots(
         """,
         params,
     ).df()
-    sharing = most_restrictive(
-        con.execute(
-            f"SELECT DISTINCT d.sharing FROM events e JOIN datasets d ON d.id = e.dataset WHERE {sql}", params
-        ).df()["sharing"]
-    )
+    sharing = sharing_level(con, f)
     periods = step_starts(f.start, f.end, step)
     matrix = np.zeros((len(cells), len(periods)))
     keys = np.zeros((len(cells), len(periods)), dtype=np.uint64)
@@ -161,16 +157,8 @@ def emerging_hotspots(
     bins = confidence_bins(z, p_fdr)
     trend_z, trend_p = mann_kendall(z)
     pattern = classify(bins > 0, bins < 0, trend_z, trend_p)
-    import h3
-
-    centres = np.array([h3.cell_to_latlng(h3.int_to_str(int(c))) for c in cells]).reshape(-1, 2)
-    return pd.DataFrame(
-        {
-            "h3": cells,
-            "h3_cell": [h3.int_to_str(int(c)) for c in cells],
-            "resolution": res,
-            "cell_lat": centres[:, 0],
-            "cell_lng": centres[:, 1],
+    return cell_frame(cells, res).assign(
+        **{
             "pattern": pattern,
             "trend_z": trend_z,
             "trend_p": trend_p,

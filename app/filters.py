@@ -117,6 +117,18 @@ def where(f: Filter, alias: str = "e") -> tuple[str, dict]:
     return " AND ".join(clauses), params
 
 
+def sharing_level(con: duckdb.DuckDBPyConnection, f: Filter) -> str:
+    """The most restrictive sharing level among the datasets whose records the filter selects."""
+    sql, params = where(f)
+    levels = {
+        r[0]
+        for r in con.execute(
+            f"SELECT DISTINCT d.sharing FROM events e JOIN datasets d ON d.id = e.dataset WHERE {sql}", params
+        ).fetchall()
+    }
+    return next((lvl for lvl in ("restricted", "partners") if lvl in levels), "open")
+
+
 def data_period(con: duckdb.DuckDBPyConnection, f: Filter) -> tuple[dt.date, dt.date] | None:
     """The first and last day with a record under the filter (used when it gives no dates)."""
     sql, params = where(f)

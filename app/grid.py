@@ -13,6 +13,7 @@ import json
 import duckdb
 import h3
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 import shapely
 
@@ -45,6 +46,15 @@ def _polyfill(boundary_hash: str, geojson: tuple[str, ...], res: int) -> np.ndar
             shape = h3.geo_to_h3shape(json.loads(shapely.to_geojson(part)))
             cells.update(h3.str_to_int(c) for c in h3.h3shape_to_cells(shape, res))
     return np.array(sorted(cells), dtype=np.uint64)
+
+
+def cell_frame(cells: np.ndarray, res: int) -> pd.DataFrame:
+    """The grid as a table: the cell (integer and hex string), resolution and centre."""
+    ids = [h3.int_to_str(int(c)) for c in cells]
+    centres = np.array([h3.cell_to_latlng(c) for c in ids]).reshape(-1, 2)
+    return pd.DataFrame(
+        {"h3": cells, "h3_cell": ids, "resolution": res, "cell_lat": centres[:, 0], "cell_lng": centres[:, 1]}
+    )
 
 
 def kring_weights(cells: np.ndarray, k: int = 1) -> sp.csr_matrix:

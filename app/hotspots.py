@@ -15,7 +15,7 @@ import shapely
 
 from app.aggregate import check_hex_res, raw_hex_counts
 from app.disclosure import CELL_KEY_SQL, DEFAULT_RULE, PROTECTED, Rule, most_restrictive
-from app.filters import Filter, validate, where
+from app.filters import Filter, sharing_level, validate, where
 from app.grid import kring_weights, study_area_cells, ward_weights
 from app.stats import GiStar, gi_star
 
@@ -83,11 +83,7 @@ def ward_hotspots(
         """,
         params,
     ).df()
-    sharing = most_restrictive(
-        con.execute(
-            f"SELECT DISTINCT d.sharing FROM events e JOIN datasets d ON d.id = e.dataset WHERE {sql}", params
-        ).df()["sharing"]
-    )
+    sharing = sharing_level(con, f)
     values, suppressed = rule.release(
         frame["count"].to_numpy(), sharing in PROTECTED, frame["cell_key"].to_numpy(dtype=np.uint64)
     )

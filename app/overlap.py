@@ -37,7 +37,7 @@ def cell_classes(
     """Per cell: hot demand agencies, concentrated intervention agencies, and the class."""
     f = validate(con, f)
     cells, per_dataset = per_dataset_hotspots(con, f, res, k, rule)
-    from app.grid import kring_weights
+    from app.grid import cell_frame, kring_weights
 
     weights = kring_weights(cells, k)
     demand = [d for d in per_dataset.values() if d["kind"].iloc[0] == "demand"]
@@ -61,21 +61,11 @@ def cell_classes(
         CLASSES,
         "none",
     )
-    import h3
-
-    centres = np.array([h3.cell_to_latlng(h3.int_to_str(int(c))) for c in cells]).reshape(-1, 2)
-    return pd.DataFrame(
-        {
-            "h3": cells,
-            "h3_cell": [h3.int_to_str(int(c)) for c in cells],
-            "resolution": res,
-            "cell_lat": centres[:, 0],
-            "cell_lng": centres[:, 1],
-            "demand_hot": demand_hot,
-            "hot_demand_agencies": hot_demand_agencies,
-            "intervention_agencies": intervention_agencies,
-            "class": cls,
-        }
+    return cell_frame(cells, res).assign(
+        demand_hot=demand_hot,
+        hot_demand_agencies=hot_demand_agencies,
+        intervention_agencies=intervention_agencies,
+        **{"class": cls},
     )
 
 

@@ -171,3 +171,22 @@ def test_hex_csv_downloads_with_its_content(server, page):
     assert all(",council_env," in line for line in text[1:])
     assert all(",7," in line for line in text[1:6])
     page.screenshot(path=str(ARTIFACTS / "data-page.png"))
+
+
+def test_clicking_a_hex_shows_its_detail(server, page):
+    """Hover a hex, read its cell id in the tooltip, click, and see its trend and categories."""
+    import re
+
+    page.goto(f"{server}/?layers=density")
+    map_pixels(page, "map-density-only")
+    box = page.locator("canvas").first.bounding_box()
+    x, y = box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5
+    page.mouse.move(x, y)
+    tooltip = page.locator(".deck-tooltip")
+    tooltip.wait_for(state="visible", timeout=20_000)
+    found = re.search(r"Cell ([0-9a-f]{15})", tooltip.inner_text())
+    assert found, tooltip.inner_text()
+    page.mouse.click(x, y)
+    page.get_by_role("heading", name=f"Cell {found.group(1)}").wait_for(timeout=60_000)
+    page.wait_for_timeout(2000)
+    page.screenshot(path=str(ARTIFACTS / "hex-detail.png"), full_page=True)
