@@ -90,12 +90,12 @@ def ward_aggregate(
     """Per ward (and dataset): count, rate per 1,000 residents, per km², share of the city
     total, and change against the previous period of equal length; all protected."""
     f = with_period(con, validate(con, f))
-    current = _ward_counts(con, f, by_dataset)
+    current = ward_counts(con, f, by_dataset)
     prev_f = f.previous()
     first_day = data_period(con, f.with_(start=None, end=None))
     # A previous period that ends before the data begins has no figures, not zero figures.
     has_previous = prev_f is not None and first_day is not None and prev_f.end >= first_day[0]
-    previous = _ward_counts(con, prev_f, by_dataset) if has_previous else current.iloc[0:0]
+    previous = ward_counts(con, prev_f, by_dataset) if has_previous else current.iloc[0:0]
     keys = ["ward_code", "dataset"] if by_dataset else ["ward_code"]
     frame = current.merge(
         previous[[*keys, "count"]].rename(columns={"count": "previous_count"}), on=keys, how="left"
@@ -129,8 +129,9 @@ def ward_aggregate(
     return protected
 
 
-def _ward_counts(con: duckdb.DuckDBPyConnection, f: Filter, by_dataset: bool) -> pd.DataFrame:
-    """Exact counts for every ward (zero-filled) and dataset in the filter."""
+def ward_counts(con: duckdb.DuckDBPyConnection, f: Filter, by_dataset: bool) -> pd.DataFrame:
+    """Exact counts and cell keys for every ward (zero-filled), per dataset or all together;
+    for use inside the engine only."""
     sql, params = where(f)
     datasets = _datasets_in(con, f)
     if by_dataset:

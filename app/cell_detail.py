@@ -7,6 +7,7 @@ import plotly.express as px
 import streamlit as st
 
 from app import views
+from app.disclosure import DEFAULT_RULE
 from app.filters import Filter
 
 
@@ -16,7 +17,7 @@ def cell_detail(version, f: Filter, cell: str, res: int, k: int) -> None:
     trend = views.emerging_cells(version, f, res, k).set_index("h3_cell")
     c1, c2, c3 = st.columns(3)
     if row is not None:
-        c1.metric("Records", "<5" if row["suppressed"] else f"{row['count']:,.0f}")
+        c1.metric("Records", DEFAULT_RULE.label(row["count"], row["suppressed"]))
         c2.metric("Gi* bin", int(row["bin"]), help=f"z = {row['z']:.2f}, FDR p = {row['p_fdr']:.3f}")
     if cell in trend.index:
         c3.metric("Trend", trend.loc[cell, "pattern"].capitalize())
@@ -33,6 +34,6 @@ def cell_detail(version, f: Filter, cell: str, res: int, k: int) -> None:
         st.plotly_chart(chart, width="stretch", key=f"cell-series-{cell}")
     cats = views.categories(version, f, cell=cell)
     cats["records"] = [
-        "<5" if s else f"{v:,.0f}" for v, s in zip(cats["count"], cats["suppressed"], strict=True)
+        DEFAULT_RULE.label(v, s) for v, s in zip(cats["count"], cats["suppressed"], strict=True)
     ]
     st.dataframe(cats[["agency", "dataset", "category", "records"]], hide_index=True, width="stretch")

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from app.aggregate import check_hex_res, raw_hex_counts
-from app.disclosure import CELL_KEY_SQL, DEFAULT_RULE, PROTECTED, Rule, most_restrictive
-from app.filters import Filter, sharing_level, validate, where
+from app.aggregate import check_hex_res, raw_hex_counts, ward_counts
+from app.disclosure import DEFAULT_RULE, PROTECTED, Rule, most_restrictive
+from app.filters import Filter, sharing_level, validate
 from app.grid import kring_weights, study_area_cells, ward_weights
 from app.stats import GiStar, gi_star
 
@@ -70,26 +70,15 @@ def ward_hotspots(
     con: duckdb.DuckDBPyConnection, f: Filter, rule: Rule = DEFAULT_RULE
 ) -> tuple[pd.DataFrame, GiStar]:
     """Gi* of the selected records per ward, with contiguity neighbours."""
-    sql, params = where(validate(con, f))
-    frame = con.execute(
-        f"""
-        WITH counts AS (
-            SELECT e.ward_code, count(*) AS count, {CELL_KEY_SQL} AS cell_key
-            FROM events e WHERE {sql} GROUP BY ALL
-        )
-        SELECT w.code AS ward_code, w.name AS ward_name, w.population, w.geom_wkb,
-               coalesce(c.count, 0) AS count, coalesce(c.cell_key, 0) AS cell_key
-        FROM wards w LEFT JOIN counts c ON c.ward_code = w.code ORDER BY w.code
-        """,
-        params,
-    ).df()
+    frame = ward_counts(con, validate(con, f), by_dataset=False)
     sharing = sharing_level(con, f)
     values, suppressed = rule.release(
         frame["count"].to_numpy(), sharing in PROTECTED, frame["cell_key"].to_numpy(dtype=np.uint64)
     )
-    geoms = [shapely.from_wkb(bytes(b)) for b in frame["geom_wkb"]]
+    wkb = dict(con.execute("SELECT code, geom_wkb FROM wards").fetchall())
+    geoms = [shapely.from_wkb(bytes(wkb[code])) for code in frame["ward_code"]]
     result = gi_star(rule.stand_in(values, suppressed), ward_weights(geoms))
-    out = frame.drop(columns=["geom_wkb", "cell_key"]).assign(
+    out = frame[["ward_code", "ward_name", "population"]].assign(
         count=values,
         suppressed=suppressed,
         sharing=sharing,

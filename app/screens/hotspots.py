@@ -7,6 +7,7 @@ import plotly.express as px
 import streamlit as st
 
 from app import ui, views
+from app.disclosure import DEFAULT_RULE
 
 view = ui.sidebar()
 version = ui.db_version()
@@ -27,7 +28,7 @@ ranked = (
     .sort_values("z", ascending=False)
 )
 ranked["records"] = [
-    "<5" if s else f"{v:,.0f}" for v, s in zip(ranked["count"], ranked["suppressed"], strict=True)
+    DEFAULT_RULE.label(v, s) for v, s in zip(ranked["count"], ranked["suppressed"], strict=True)
 ]
 table = ranked[
     [

@@ -34,7 +34,7 @@ head = profile.headline(wards, code)
 period = f"{wards['period_start'].iloc[0]} to {wards['period_end'].iloc[0]}"
 st.caption(f"Period {period}. Figures of partners' and restricted datasets are protected.")
 c1, c2, c3 = st.columns(3)
-c1.metric("Records", "<5" if head["suppressed"] else f"{head['count']:,.0f}")
+c1.metric("Records", DEFAULT_RULE.label(head["count"], head["suppressed"]))
 rate = head["rate_per_1000"]
 city = head["city_rate_per_1000"]
 c2.metric(
@@ -78,7 +78,7 @@ table = (
     .merge(classes[["h3_cell", "class", "hot_demand_agencies"]], on="h3_cell", how="left")
 )
 table["records"] = [
-    "<5" if s else f"{v:,.0f}" for v, s in zip(table["count"], table["suppressed"], strict=True)
+    DEFAULT_RULE.label(v, s) for v, s in zip(table["count"], table["suppressed"], strict=True)
 ]
 table = table[["h3_cell", "records", "z", "bin", "pattern", "class", "hot_demand_agencies"]]
 coverage = classes["class"].value_counts().drop("none", errors="ignore").to_dict()
@@ -99,7 +99,7 @@ st.markdown(
 
 st.subheader("Categories")
 cats = views.categories(version, f, ward=code)
-cats["records"] = ["<5" if s else f"{v:,.0f}" for v, s in zip(cats["count"], cats["suppressed"], strict=True)]
+cats["records"] = [DEFAULT_RULE.label(v, s) for v, s in zip(cats["count"], cats["suppressed"], strict=True)]
 cats = cats[["agency", "category", "records"]]
 st.dataframe(cats, hide_index=True, width="stretch")
 
