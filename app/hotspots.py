@@ -8,7 +8,6 @@ stand-in), so that z-scores cannot be inverted into exact small counts.
 from __future__ import annotations
 
 import duckdb
-import h3
 import numpy as np
 import pandas as pd
 import shapely
@@ -16,7 +15,7 @@ import shapely
 from app.aggregate import check_hex_res, raw_hex_counts, ward_counts
 from app.disclosure import DEFAULT_RULE, PROTECTED, Rule, most_restrictive
 from app.filters import Filter, sharing_level, validate
-from app.grid import kring_weights, study_area_cells, ward_weights
+from app.grid import cell_frame, kring_weights, study_area_cells, ward_weights
 from app.stats import GiStar, gi_star
 
 
@@ -47,22 +46,15 @@ def hex_hotspots(
     counts = raw_hex_counts(con, validate(con, f), res)
     values, suppressed, stat_values, sharing = released_grid(counts, cells, rule)
     result = gi_star(stat_values, kring_weights(cells, k))
-    frame = pd.DataFrame(
-        {
-            "h3": cells,
-            "h3_cell": [h3.int_to_str(int(c)) for c in cells],
-            "resolution": res,
-            "count": values,
-            "suppressed": suppressed,
-            "sharing": sharing,
-            "z": result.z,
-            "p": result.p,
-            "p_fdr": result.p_fdr,
-            "bin": result.bin,
-        }
+    frame = cell_frame(cells, res).assign(
+        count=values,
+        suppressed=suppressed,
+        sharing=sharing,
+        z=result.z,
+        p=result.p,
+        p_fdr=result.p_fdr,
+        bin=result.bin,
     )
-    centres = np.array([h3.cell_to_latlng(c) for c in frame["h3_cell"]]).reshape(-1, 2)
-    frame["cell_lat"], frame["cell_lng"] = centres[:, 0], centres[:, 1]
     return frame, result
 
 
