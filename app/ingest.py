@@ -413,8 +413,9 @@ def prepare_file(
     kept = valid.filter(pa.array(keep))
     events = pa.table(
         {
-            "agency": kept["__agency"],
-            "category": kept["__category"],
+            # Few distinct values in many rows: dictionary-encoded, DuckDB writes them far faster.
+            "agency": pc.dictionary_encode(kept["__agency"]),
+            "category": pc.dictionary_encode(kept["__category"]),
             "ts": kept["__ts"],
             "lat": lat[keep],
             "lon": lon[keep],
