@@ -3,10 +3,9 @@ trend status. Shared by the map and the hotspots page."""
 
 from __future__ import annotations
 
-import plotly.express as px
 import streamlit as st
 
-from app import views
+from app import ui, views
 from app.disclosure import DEFAULT_RULE
 from app.filters import Filter
 
@@ -21,17 +20,7 @@ def cell_detail(version, f: Filter, cell: str, res: int, k: int) -> None:
         c2.metric("Gi* bin", int(row["bin"]), help=f"z = {row['z']:.2f}, FDR p = {row['p_fdr']:.3f}")
     if cell in trend.index:
         c3.metric("Trend", trend.loc[cell, "pattern"].capitalize())
-    series = views.series(version, f, "month", cell=cell)
-    if len(series):
-        chart = px.line(
-            series,
-            x="period",
-            y="count",
-            color="agency",
-            markers=True,
-            labels={"count": "Records (protected)", "period": "Month"},
-        )
-        st.plotly_chart(chart, width="stretch", key=f"cell-series-{cell}")
+    ui.trend_chart(views.series(version, f, "month", cell=cell), key=f"cell-series-{cell}")
     cats = views.categories(version, f, cell=cell)
     cats["records"] = [
         DEFAULT_RULE.label(v, s) for v, s in zip(cats["count"], cats["suppressed"], strict=True)

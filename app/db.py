@@ -1,13 +1,9 @@
-"""Where the dashboard finds the warehouse, and a read-only connection that follows reloads."""
+"""Where the dashboard finds the warehouse and catalogue, and how it notices a reload."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-
-import duckdb
-
-from app.warehouse import open_readonly
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -24,7 +20,3 @@ def version(path: Path) -> tuple[int, int]:
     """Changes whenever a load renames a new warehouse into place."""
     st = path.stat()
     return st.st_ino, st.st_mtime_ns
-
-
-def connect(path: Path) -> duckdb.DuckDBPyConnection:
-    return open_readonly(path)

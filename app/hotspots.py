@@ -37,6 +37,19 @@ def released_grid(
     return values, suppressed, rule.stand_in(values, suppressed), sharing
 
 
+def with_gi_star(frame: pd.DataFrame, values, suppressed, sharing: str, result: GiStar) -> pd.DataFrame:
+    """Places with their released counts and Gi* figures, as every hotspot table carries them."""
+    return frame.assign(
+        count=values,
+        suppressed=suppressed,
+        sharing=sharing,
+        z=result.z,
+        p=result.p,
+        p_fdr=result.p_fdr,
+        bin=result.bin,
+    )
+
+
 def hex_hotspots(
     con: duckdb.DuckDBPyConnection, f: Filter, res: int, k: int = 1, rule: Rule = DEFAULT_RULE
 ) -> tuple[pd.DataFrame, GiStar]:
@@ -46,16 +59,7 @@ def hex_hotspots(
     counts = raw_hex_counts(con, validate(con, f), res)
     values, suppressed, stat_values, sharing = released_grid(counts, cells, rule)
     result = gi_star(stat_values, kring_weights(cells, k))
-    frame = cell_frame(cells, res).assign(
-        count=values,
-        suppressed=suppressed,
-        sharing=sharing,
-        z=result.z,
-        p=result.p,
-        p_fdr=result.p_fdr,
-        bin=result.bin,
-    )
-    return frame, result
+    return with_gi_star(cell_frame(cells, res), values, suppressed, sharing, result), result
 
 
 def ward_hotspots(
@@ -70,16 +74,8 @@ def ward_hotspots(
     wkb = dict(con.execute("SELECT code, geom_wkb FROM wards").fetchall())
     geoms = [shapely.from_wkb(bytes(wkb[code])) for code in frame["ward_code"]]
     result = gi_star(rule.stand_in(values, suppressed), ward_weights(geoms))
-    out = frame[["ward_code", "ward_name", "population"]].assign(
-        count=values,
-        suppressed=suppressed,
-        sharing=sharing,
-        z=result.z,
-        p=result.p,
-        p_fdr=result.p_fdr,
-        bin=result.bin,
-    )
-    return out, result
+    places = frame[["ward_code", "ward_name", "population"]]
+    return with_gi_star(places, values, suppressed, sharing, result), result
 
 
 def per_dataset_hotspots(

@@ -107,7 +107,12 @@ def colocation_matrix(
 
 
 def ward_agencies(
-    con: duckdb.DuckDBPyConnection, f: Filter, res: int = 8, k: int = 1, rule: Rule = DEFAULT_RULE
+    con: duckdb.DuckDBPyConnection,
+    f: Filter,
+    res: int = 8,
+    k: int = 1,
+    rule: Rule = DEFAULT_RULE,
+    classes: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Per ward: which agencies' demand has a significant hotspot (hex Gi*, 95 %) inside it.
 
@@ -116,7 +121,8 @@ def ward_agencies(
     """
     import shapely
 
-    classes = cell_classes(con, f, res, k, rule)
+    if classes is None:  # callers that already hold the cell classes pass them in
+        classes = cell_classes(con, f, res, k, rule)
     wards = con.execute("SELECT code, name, geom_wkb FROM wards ORDER BY code").df()
     geoms = [shapely.from_wkb(bytes(b)) for b in wards["geom_wkb"]]
     tree = shapely.STRtree(geoms)

@@ -10,9 +10,10 @@ import pandas as pd
 import streamlit as st
 
 from app import quality
-from app.db import connect, version, warehouse_path
+from app.db import version, warehouse_path
 from app.disclosure import DEFAULT_RULE
 from app.filters import Filter
+from app.warehouse import open_readonly
 
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 MAX_HEXES = 50_000
@@ -20,7 +21,7 @@ MAX_HEXES = 50_000
 
 @st.cache_resource(max_entries=2)
 def _connection(path: str, _version: tuple[int, int]):
-    return connect(path)
+    return open_readonly(path)
 
 
 def warehouse():
@@ -157,9 +158,7 @@ def _date(text: str | None, default: dt.date) -> dt.date:
 
 
 def _write_url(datasets, kinds, categories, f: Filter, res: int, hours) -> None:
-    keep = {
-        k: v for k, v in st.query_params.to_dict().items() if k in ("page_ward", "layers", "metric", "ward")
-    }
+    keep = {k: v for k, v in st.query_params.to_dict().items() if k in ("layers", "metric", "ward")}
     params: dict = dict(keep)
     if kinds:
         params["kinds"] = ",".join(kinds)
@@ -179,6 +178,25 @@ def _write_url(datasets, kinds, categories, f: Filter, res: int, hours) -> None:
         params["res"] = str(res)
     if params != st.query_params.to_dict():
         st.query_params.from_dict(params)
+
+
+def trend_chart(series: pd.DataFrame, key: str) -> None:
+    """Monthly records per agency (an agency's datasets summed), from protected figures."""
+    import plotly.express as px
+
+    if not len(series):
+        st.info("No records under this filter.")
+        return
+    by_agency = series.groupby(["period", "agency"], as_index=False)["count"].sum()
+    chart = px.line(
+        by_agency,
+        x="period",
+        y="count",
+        color="agency",
+        markers=True,
+        labels={"count": "Records (protected)", "period": "Month"},
+    )
+    st.plotly_chart(chart, width="stretch", key=key)
 
 
 def legend(title: str, items) -> None:

@@ -37,7 +37,7 @@ def ward_by_dataset(_version, f: Filter) -> pd.DataFrame:
 def map_res(_version, f: Filter, res: int) -> tuple[int, str]:
     """The requested resolution, or a coarser one when it would send over 50,000 hexes."""
     requested = res
-    while res > 5 and (len(_hexes(_version, f, res)) > MAX_HEXES or _grid_size(_version, res) > MAX_HEXES):
+    while res > 5 and (len(hexes(_version, f, res)) > MAX_HEXES or _grid_size(_version, res) > MAX_HEXES):
         res -= 1
     note = (
         ""
@@ -56,12 +56,8 @@ def _grid_size(_version, res: int) -> int:
 
 
 @st.cache_data(ttl=600, max_entries=64, show_spinner=False)
-def _hexes(_version, f: Filter, res: int) -> pd.DataFrame:
-    return aggregate.hex_totals(warehouse(), f, res)
-
-
 def hexes(_version, f: Filter, res: int) -> pd.DataFrame:
-    return _hexes(_version, f, res)
+    return aggregate.hex_totals(warehouse(), f, res)
 
 
 @st.cache_data(ttl=600, max_entries=64, show_spinner=False)
@@ -87,7 +83,7 @@ def colocation(_version, f: Filter, res: int, k: int) -> pd.DataFrame:
 
 @st.cache_data(ttl=600, max_entries=32, show_spinner=False)
 def ward_agencies(_version, f: Filter, res: int, k: int) -> pd.DataFrame:
-    return overlap.ward_agencies(warehouse(), f, res, k)
+    return overlap.ward_agencies(warehouse(), f, res, k, classes=classes(_version, f, res, k))
 
 
 @st.cache_data(ttl=600, max_entries=64, show_spinner=False)

@@ -92,6 +92,14 @@ def sequential(values: pd.Series, palette=VIRIDIS) -> tuple[list[tuple[int, int,
     return colors, legend
 
 
+def _hex_built(
+    layer_id: str, frame: pd.DataFrame, legend: list[LegendItem], title: str, opacity: float = 0.8
+) -> Built:
+    """A hex layer from rows already given their colour and tip, with its legend."""
+    layer = _hex_layer(layer_id, frame[["h3_cell", "color", "tip"]], opacity)
+    return Built([layer], legend, title, TOOLTIP)
+
+
 def _hex_layer(layer_id: str, frame: pd.DataFrame, opacity: float = 0.75, **kw) -> pdk.Layer:
     return pdk.Layer(
         "H3HexagonLayer",
@@ -172,9 +180,7 @@ def hex_density(frame: pd.DataFrame, threshold: int = 5) -> Built:
         f"Cell {c}\nRecords: {count_label(v, s, threshold)}"
         for c, v, s in zip(frame["h3_cell"], frame["count"], frame["suppressed"], strict=True)
     ]
-    return Built(
-        [_hex_layer("density", frame[["h3_cell", "color", "tip"]])], legend, "Records per cell", TOOLTIP
-    )
+    return _hex_built("density", frame, legend, "Records per cell", opacity=0.75)
 
 
 @register("hotspots", "Significant hotspots (Gi*)", needs="hotspots")
@@ -188,12 +194,7 @@ def hotspots(frame: pd.DataFrame, threshold: int = 5) -> Built:
         )
     ]
     legend = [LegendItem(BIN_LABELS[b], HOT_COLD[b]) for b in (3, 2, 1, -1, -2, -3)]
-    return Built(
-        [_hex_layer("hotspots", frame[["h3_cell", "color", "tip"]], 0.8)],
-        legend,
-        "Gi* hot and cold spots (FDR)",
-        TOOLTIP,
-    )
+    return _hex_built("hotspots", frame, legend, "Gi* hot and cold spots (FDR)")
 
 
 @register("emerging", "Emerging hotspot patterns", needs="emerging")
@@ -210,12 +211,7 @@ def emerging(frame: pd.DataFrame, threshold: int = 5) -> Built:
     legend = [LegendItem(p.capitalize(), PATTERN_COLORS[p]) for p in present] or [
         LegendItem("No emerging pattern", (200, 200, 200))
     ]
-    return Built(
-        [_hex_layer("emerging", frame[["h3_cell", "color", "tip"]], 0.8)],
-        legend,
-        "Emerging hotspot patterns",
-        TOOLTIP,
-    )
+    return _hex_built("emerging", frame, legend, "Emerging hotspot patterns")
 
 
 @register("overlap", "Demand and interventions", needs="classes")
@@ -229,12 +225,7 @@ def overlap(frame: pd.DataFrame, threshold: int = 5) -> Built:
         )
     ]
     legend = [LegendItem(c.capitalize(), col) for c, col in CLASS_COLORS.items()]
-    return Built(
-        [_hex_layer("overlap", frame[["h3_cell", "color", "tip"]], 0.8)],
-        legend,
-        "Where demand and interventions meet",
-        TOOLTIP,
-    )
+    return _hex_built("overlap", frame, legend, "Where demand and interventions meet")
 
 
 @register("interventions", "Intervention footprints", needs="intervention_hexes")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import plotly.express as px
 import shapely
 import streamlit as st
 
@@ -49,20 +48,7 @@ c3.metric(
 )
 
 st.subheader("Trend per agency")
-series = views.series(version, f, "month", ward=code)
-if len(series):
-    by_agency = series.groupby(["period", "agency"], as_index=False)["count"].sum()
-    st.plotly_chart(
-        px.line(
-            by_agency,
-            x="period",
-            y="count",
-            color="agency",
-            markers=True,
-            labels={"count": "Records (protected)", "period": "Month"},
-        ),
-        width="stretch",
-    )
+ui.trend_chart(views.series(version, f, "month", ward=code), key="ward-series")
 
 geom = shapely.from_geojson(shapes.set_index("ward_code").loc[code, "geojson"])
 spots, _ = views.hotspot_cells(version, f, view.res, view.k)
