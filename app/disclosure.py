@@ -2,7 +2,8 @@
 
 Counts from ``partners`` and ``restricted`` datasets are suppressed when below the threshold
 (shown as "<5"); every other count is perturbed and then rounded to the nearest multiple of the
-base. Zero stays zero, as an empty place discloses nobody. ``open`` datasets are shown as they
+base. Zero is suppressed too: if "<5" meant "at least one", a suppressed parent of four with four
+suppressed children would give each child away as exactly 1. ``open`` datasets are shown as they
 are.
 
 Why perturb as well as round: rounding alone can be undone by differencing. A parent cell of 17
@@ -25,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 PROTECTED = ("partners", "restricted")
-SUPPRESSED_STAND_IN = 2.5  # the value statistics use for a suppressed count (middle of 1..4)
+SUPPRESSED_STAND_IN = 2.0  # the value statistics use for a suppressed count (middle of 0..4)
 
 
 @dataclass(frozen=True)
@@ -62,16 +63,15 @@ class Rule:
         """
         counts = np.asarray(counts, dtype=np.float64)
         protected = np.broadcast_to(np.asarray(protected, dtype=bool), counts.shape)
-        small = protected & (counts > 0) & (counts < self.threshold)
+        small = protected & (counts >= 0) & (counts < self.threshold)  # NaN (no figure) is not small
         if protected.any() and keys is None:
             raise ValueError("protected counts need their cell keys")
         noise = perturbation(keys, counts.shape) if keys is not None else np.zeros(counts.shape)
         rounded = self.base * np.floor((counts + noise) / self.base + 0.5)
-        # A count at or above the threshold is never released as below it, nor as zero.
+        # A count at or above the threshold is never released as below it.
         rounded = np.maximum(
             rounded, np.where(counts >= self.threshold, self.base * np.ceil(self.threshold / self.base), 0)
         )
-        rounded = np.where(counts == 0, 0.0, rounded)
         values = np.where(protected, rounded, counts)
         values = np.where(small, np.nan, values)
         return values, small
