@@ -40,9 +40,9 @@ class Rule:
 
     def describe(self) -> str:
         return (
-            f"Counts from partners' and restricted datasets below {self.threshold} are suppressed "
-            f"(shown as <{self.threshold}); others are rounded to the nearest {self.base}. "
-            "Open datasets are shown as they are."
+            f"Counts from partners' and restricted datasets below {self.threshold}, zero included, are "
+            f"suppressed (shown as <{self.threshold}); others are rounded to the nearest {self.base} after "
+            "a small, consistent perturbation. Open datasets are shown as they are."
         )
 
     def as_dict(self) -> dict:
