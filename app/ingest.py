@@ -3,7 +3,8 @@
 The promise to a partner agency is reconciliation: for every dataset and every file,
 rows read = rows loaded + rows quarantined, and each quarantined row keeps its file, row number,
 reason and raw content. Validation that SQL can do (coordinates, times, weights) happens in one
-DuckDB pass; placing points (H3 cell, ward) happens in numpy on the rows that survived.
+DuckDB pass; a second places the rows that survived (H3 cell and ward, ``app.placement``), and
+numpy takes only the points near a ward boundary and those SQL cannot place.
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 from pyproj import Transformer
 
 from app.boundaries import BoundaryError, Wards, read_wards
 from app.catalog import Catalog, Dataset, load_catalog
 from app.h3cells import latlng_to_cells
+from app.placement import Placed, Placer
 from app.readers import Source, SourceError, open_source, tolerant_csv_source
 from app.ward_index import WardIndex
 from app.warehouse import connect, load_lock, writable_copy
@@ -125,11 +126,11 @@ def load(
                 con.execute("INSERT OR REPLACE INTO meta VALUES ('study_area', ?)", [json.dumps(study_area)])
                 for ds_id in sorted(obsolete):
                     _drop_dataset(con, ds_id)
-                index = WardIndex(wards) if todo else None
+                placer = Placer(con, wards, WardIndex(wards)) if todo else None
                 for i, ds in enumerate(todo):
                     progress(f"{ds.id} ({i + 1}/{len(todo)})", i / len(todo))
                     results[ds.id] = _load_dataset_atomically(
-                        con, catalog, ds, file_hashes[ds.id], wards, index, now
+                        con, catalog, ds, file_hashes[ds.id], wards, placer, now
                     )
                 progress("done", 1.0)
                 stored = _stored_reports(con)
@@ -262,7 +263,7 @@ def _load_dataset_atomically(
     ds: Dataset,
     hashes: list[str],
     wards: Wards,
-    index: WardIndex,
+    placer: Placer,
     now: dt.datetime,
 ) -> dict:
     """Read, validate and place every file of a dataset, then swap its rows in one transaction.
@@ -275,13 +276,13 @@ def _load_dataset_atomically(
     in_transaction = False
     try:
         prepared = [
-            prepare_file(con, ds, f, name, wards, index, now) for f, name in zip(ds.files, names, strict=True)
+            prepare_file(con, ds, f, name, placer, now) for f, name in zip(ds.files, names, strict=True)
         ]
         con.execute("BEGIN TRANSACTION")
         in_transaction = True
         con.execute("DELETE FROM events WHERE dataset = ?", [ds.id])
         con.execute("DELETE FROM quarantine WHERE dataset = ?", [ds.id])
-        files = [write_file(con, ds, p, h) for p, h in zip(prepared, hashes, strict=True)]
+        files = [write_file(con, ds, p, h, wards) for p, h in zip(prepared, hashes, strict=True)]
         report = _dataset_report(con, ds, files, time.perf_counter() - started)
         _record_dataset(con, ds, hashes, report)
         con.execute("COMMIT")
@@ -299,10 +300,16 @@ def _load_dataset_atomically(
         }
     finally:
         for name in names:
-            con.execute(f"DROP TABLE IF EXISTS {name}")
-            for suffix in ("_src", "_events", "_outside"):
-                with contextlib.suppress(Exception):
-                    con.unregister(name + suffix)
+            _drop_stage(con, name)
+
+
+def _drop_stage(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    con.execute(f"DROP VIEW IF EXISTS {name}")
+    for table in (f"{name}_t", f"{name}_placed"):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+    for suffix in ("_src", "_coords", "_fixed", "_outside"):
+        with contextlib.suppress(Exception):
+            con.unregister(name + suffix)
 
 
 def _record_dataset(con: duckdb.DuckDBPyConnection, ds: Dataset, hashes: list[str], report: dict) -> None:
@@ -369,10 +376,14 @@ class PreparedFile:
 
     file: Path
     source: Source
-    stage: str  # temp table: the file's columns, parse results and reason per row
+    stage: str  # temp view: the file's columns, parse results and reason per row
     rows: int
-    events: pa.Table  # placed rows, in the events table's column order
-    outside: pa.Table  # __row and reason of rows that fell outside every ward
+    placed: Placed  # the validated rows with their cells and wards
+    outside: pa.Table  # __row and reason of validated rows that no ward holds
+
+
+# The stage columns that travel with a validated row to the events table.
+_CARRIED = ["__a", "__b", "__ts", "__category", "__agency", "__weight", "__record_id"]
 
 
 def prepare_file(
@@ -380,8 +391,7 @@ def prepare_file(
     ds: Dataset,
     file: Path,
     stage: str,
-    wards: Wards,
-    index: WardIndex,
+    placer: Placer,
     now: dt.datetime,
 ) -> PreparedFile:
     source = open_source(con, ds, file, stage + "_src")
@@ -397,58 +407,65 @@ def prepare_file(
     rows = con.execute(f"SELECT count(*) FROM {stage}").fetchall()[0][0]
     if rows == 0:
         raise SourceError(f"{file}: the file has a header but no data rows")
-    valid = con.sql(
-        f"""SELECT __row, __a, __b, __ts, __category, __agency, __weight, __record_id
-            FROM {stage} WHERE __reason IS NULL"""
-    ).to_arrow_table()
-    lat, lon, raw_a, raw_b, bad = _to_lat_lon(ds, valid)
-    cells = latlng_to_cells(lat, lon)
-    ward_idx = index.assign(cells, lat, lon)
-    reason = np.full(len(lat), None, dtype=object)
-    reason[bad] = "invalid_coordinates"
-    outside = (ward_idx < 0) & ~bad
-    if outside.any():
-        reason[outside] = _outside_reason(ds, raw_a[outside], raw_b[outside], index)
-    keep = ward_idx >= 0
-    kept = valid.filter(pa.array(keep))
-    events = pa.table(
-        {
-            # Few distinct values in many rows: dictionary-encoded, DuckDB writes them far faster.
-            "agency": pc.dictionary_encode(kept["__agency"]),
-            "category": pc.dictionary_encode(kept["__category"]),
-            "ts": kept["__ts"],
-            "lat": lat[keep],
-            "lon": lon[keep],
-            "weight": kept["__weight"],
-            "record_id": kept["__record_id"],
-            "h3": pa.array(cells[keep], type=pa.uint64()),
-            # Ward codes as indices into the few codes: no per-row string is built here.
-            "ward_code": pa.DictionaryArray.from_arrays(
-                pa.array(ward_idx[keep], type=pa.int32()), pa.array(wards.codes, type=pa.string())
-            ),
-            "source_row": kept["__row"],
-        }
-    )
-    rows_out = np.asarray(valid["__row"])[~keep]
-    del valid, kept
-    outside_table = pa.table(
-        {"__row": pa.array(rows_out, type=pa.int64()), "reason": pa.array(reason[~keep], type=pa.string())}
-    )
-    return PreparedFile(file, source, stage, rows, events, outside_table)
+    from_sql, unplaceable = _points_source(con, ds, stage)
+    placed = placer.place(con, from_sql, {}, _CARRIED, stage + "_placed")
+    con.register(stage + "_fixed", placed.fixed)
+    outside = con.execute(
+        f"""SELECT p.__row, p.__a, p.__b FROM {placed.table} p LEFT JOIN {stage}_fixed f USING (__row)
+            WHERE coalesce(f.ward, p.ward, -1) < 0"""
+    ).fetchnumpy()
+    a, b = (np.asarray(outside[c], dtype=np.float64) for c in ("__a", "__b"))
+    reasons = _reasons(np.asarray(outside["__row"], dtype=np.int64), _outside_reason(ds, a, b, placer.index))
+    outside_table = pa.concat_tables([reasons, unplaceable])
+    return PreparedFile(file, source, stage, rows, placed, outside_table)
 
 
-def write_file(con: duckdb.DuckDBPyConnection, ds: Dataset, prepared: PreparedFile, sha256: str) -> dict:
+def _points_source(con: duckdb.DuckDBPyConnection, ds: Dataset, stage: str) -> tuple[str, pa.Table]:
+    """The validated rows as a FROM item with WGS84 ``__lat`` and ``__lon``, and the rows whose
+    grid coordinates no projection can place (``__row``, ``reason``)."""
+    carried = ", ".join(_CARRIED)
+    if ds.location_mode != "xy":
+        sql = f"(SELECT __row, __a AS __lat, __b AS __lon, {carried} FROM {stage} WHERE __reason IS NULL)"
+        return sql, _reasons(np.zeros(0, dtype=np.int64), "invalid_coordinates")
+    # Projections are pyproj's: the grid coordinates go out to numpy and come back as degrees.
+    points = con.execute(f"SELECT __row, __a, __b FROM {stage} WHERE __reason IS NULL").fetchnumpy()
+    row = np.asarray(points["__row"], dtype=np.int64)
+    lat, lon = _to_wgs84(ds, np.asarray(points["__a"], np.float64), np.asarray(points["__b"], np.float64))
+    bad = ~(np.isfinite(lat) & np.isfinite(lon) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180))
+    con.register(stage + "_coords", pa.table({"__row": row[~bad], "__lat": lat[~bad], "__lon": lon[~bad]}))
+    columns = ", ".join(f"s.{c}" for c in _CARRIED)
+    sql = f"(SELECT s.__row, c.__lat, c.__lon, {columns} FROM {stage} s JOIN {stage}_coords c USING (__row))"
+    return sql, _reasons(row[bad], "invalid_coordinates")
+
+
+def _reasons(rows: np.ndarray, reasons: str | np.ndarray) -> pa.Table:
+    reason = [reasons] * len(rows) if isinstance(reasons, str) else reasons.tolist()
+    return pa.table({"__row": pa.array(rows, type=pa.int64()), "reason": pa.array(reason, type=pa.string())})
+
+
+def write_file(
+    con: duckdb.DuckDBPyConnection, ds: Dataset, prepared: PreparedFile, sha256: str, wards: Wards
+) -> dict:
     """Append one prepared file's events and quarantined rows; return its counts."""
-    stage, file = prepared.stage, str(prepared.file)
-    con.register(stage + "_events", prepared.events)
+    stage, file, placed = prepared.stage, str(prepared.file), prepared.placed
+    con.register(stage + "_fixed", placed.fixed)
     con.register(stage + "_outside", prepared.outside)
-    con.execute(
+    columns = "$dataset, p.__agency, $kind, p.__category, p.__ts, p.__lat, p.__lon, p.__weight, p.__record_id"
+    loaded = con.execute(
         f"""INSERT INTO events
-            SELECT $dataset, agency, $kind, category, ts, lat, lon, weight, record_id, h3,
-                   ward_code, $file, source_row
-            FROM {stage}_events""",
-        {"dataset": ds.id, "kind": ds.kind, "file": file},
-    )
+            SELECT {columns}, p.__h3, $codes[p.ward + 1], $file, p.__row
+            FROM {placed.table} p WHERE $trusted AND p.__h3 IS NOT NULL AND p.ward >= 0
+            UNION ALL
+            SELECT {columns}, f.h3, $codes[f.ward + 1], $file, p.__row
+            FROM {placed.table} p JOIN {stage}_fixed f USING (__row) WHERE f.ward >= 0""",
+        {
+            "dataset": ds.id,
+            "kind": ds.kind,
+            "file": file,
+            "codes": list(wards.codes),
+            "trusted": placed.trusted,
+        },
+    ).fetchall()[0][0]
     raw = _raw_json_sql(prepared.source)
     con.execute(
         f"""INSERT INTO quarantine
@@ -467,13 +484,15 @@ def write_file(con: duckdb.DuckDBPyConnection, ds: Dataset, prepared: PreparedFi
                 GROUP BY reason ORDER BY count(*) DESC, reason""",
         ).fetchall()
     )
-    loaded = prepared.events.num_rows
     quarantined = sum(by_reason.values())
     if loaded + quarantined != prepared.rows:
         raise RuntimeError(
             f"{file}: reconciliation failed: {prepared.rows} read, {loaded} loaded, {quarantined} quarantined"
         )
-    unknown = pc.sum(pc.equal(prepared.events["category"], "unknown")).as_py() or 0
+    unknown = con.execute(
+        "SELECT count(*) FROM events WHERE dataset = ? AND source_file = ? AND category = 'unknown'",
+        [ds.id, file],
+    ).fetchall()[0][0]
     return _file_report(prepared, sha256, loaded, by_reason, unknown)
 
 
@@ -596,9 +615,10 @@ def _stage(con: duckdb.DuckDBPyConnection, ds: Dataset, source: Source, stage: s
         time_col=ds.time + (f"+{ds.time_of_day}" if ds.time_of_day else ""),
         weight_col=ds.weight,
     )
+    con.execute(f"DROP VIEW IF EXISTS {stage}")
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE {stage} AS
+        CREATE OR REPLACE TEMP TABLE {stage}_t AS
         WITH parsed AS (
             SELECT s.*,
                    {a_txt} AS __a_txt, {b_txt} AS __b_txt, {a_num} AS __a, {b_num} AS __b,
@@ -635,20 +655,9 @@ def _stage(con: duckdb.DuckDBPyConnection, ds: Dataset, source: Source, stage: s
         """,
         params,
     )
-
-
-def _to_lat_lon(ds: Dataset, valid: pa.Table) -> tuple[np.ndarray, ...]:
-    """WGS84 latitude and longitude of the validated rows, the coordinates as the file gave
-    them, and which rows a projection could not place."""
-    a = np.asarray(valid["__a"], dtype=np.float64)
-    b = np.asarray(valid["__b"], dtype=np.float64)
-    if ds.location_mode != "xy":
-        return a, b, a, b, np.zeros(len(a), dtype=bool)
-    lat, lon = _to_wgs84(ds, a, b)
-    bad = ~(np.isfinite(lat) & np.isfinite(lon) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180))
-    # Unplaceable rows get a harmless position; their reason keeps them out of the events.
-    lat, lon = np.where(bad, 0.0, lat), np.where(bad, 0.0, lon)
-    return lat, lon, a, b, bad
+    # Only projections lie between the reader and the table, so its rowid is the file's order.
+    row = "" if source.numbered else "rowid + 1 AS __row, "
+    con.execute(f"CREATE TEMP VIEW {stage} AS SELECT {row}* FROM {stage}_t")
 
 
 def _to_wgs84(ds: Dataset, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

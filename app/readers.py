@@ -3,11 +3,11 @@ row, header excluded), ``__problem`` (why the row itself is unreadable) and, for
 ``__gx``/``__gy`` (WGS84 longitude and latitude of the point).
 
 A source is a FROM-clause with bound parameters, so the stage query reads the file in the same
-pass that validates it. CSV goes through DuckDB's strict parallel reader, which is fast and
-numbers rows exactly. When a file is structurally broken (a row with too few or too many
-fields, bytes that are not valid in its encoding), DuckDB can skip such rows but can then no
-longer say which row is which, so ``tolerant_csv_source`` reads it again with an exact Python
-reader that keeps every row and marks the broken ones.
+pass that validates it. CSV goes through DuckDB's strict parallel reader, which is fast; it yields
+no ``__row``, because the stage numbers rows by their order. When a file is structurally broken
+(a row with too few or too many fields, bytes that are not valid in its encoding), DuckDB can
+skip such rows but can then no longer say which row is which, so ``tolerant_csv_source`` reads
+it again with an exact Python reader that keeps every row and marks the broken ones.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ class Source:
     reader: str  # "duckdb", "python" (tolerant CSV) or "geometry"
     from_sql: str  # a FROM-clause item yielding the columns plus __row and __problem
     params: dict = field(default_factory=dict)  # bound parameters of from_sql
+    numbered: bool = True  # whether from_sql yields __row; if not, the stage's order numbers rows
 
 
 def open_source(con: duckdb.DuckDBPyConnection, ds: Dataset, file: Path, name: str) -> Source:
@@ -77,13 +78,16 @@ def _duckdb_csv_source(con: duckdb.DuckDBPyConnection, ds: Dataset, file: Path) 
         "max_line": MAX_LINE_BYTES,
         "nulls": ["", *ds.null_values],
     }
+    # No row number here: a window over the file would serialise the read. The stage keeps the
+    # file's order (only projections lie between the reader and the stage table), so its rowid
+    # numbers the rows.
     from_sql = """(
-        SELECT *, row_number() OVER () AS __row, NULL::VARCHAR AS __problem
+        SELECT *, NULL::VARCHAR AS __problem
         FROM read_csv($file, header = true, all_varchar = true, delim = $delim, quote = '"',
                       escape = '"', encoding = $encoding, max_line_size = $max_line,
                       auto_detect = true, nullstr = $nulls)
     )"""
-    return Source(_describe(con, from_sql, params), "duckdb", from_sql, params)
+    return Source(_describe(con, from_sql, params), "duckdb", from_sql, params, numbered=False)
 
 
 def tolerant_csv_source(con: duckdb.DuckDBPyConnection, ds: Dataset, file: Path, name: str) -> Source:

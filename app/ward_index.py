@@ -84,17 +84,22 @@ class WardIndex:
 
     def assign(self, cells15: np.ndarray, lat: np.ndarray, lng: np.ndarray) -> np.ndarray:
         """Ward index (into ``wards``) of each point, or -1 for a point outside every ward."""
-        n = len(cells15)
-        out = np.full(n, -1, dtype=np.int32)
-        if n == 0:
-            return out
-        found = self._lookup.get_indexer(parent_np(cells15, self.res))
-        value = np.where(found >= 0, self._value[np.maximum(found, 0)], -1)
-        inside = value >= 0
-        out[inside] = value[inside]
-        at_edge = np.flatnonzero(value <= -2)
+        if len(cells15) == 0:
+            return np.full(0, -1, dtype=np.int32)
+        return self.resolve(self.cell_values(parent_np(cells15, self.res)), lat, lng)
+
+    def cell_values(self, cells: np.ndarray) -> np.ndarray:
+        """What the index knows of cells at its resolution: a ward index (>= 0) for a cell inside
+        one ward, -2 - position for a cell on a boundary, -1 for a cell outside every ward."""
+        found = self._lookup.get_indexer(cells.astype(np.uint64, copy=False))
+        return np.where(found >= 0, self._value[np.maximum(found, 0)], -1).astype(np.int32)
+
+    def resolve(self, values: np.ndarray, lat: np.ndarray, lng: np.ndarray) -> np.ndarray:
+        """Wards of points given their cells' ``cell_values``: boundary cells are tested exactly."""
+        out = np.where(values >= 0, values, -1).astype(np.int32)
+        at_edge = np.flatnonzero(values <= -2)
         if len(at_edge):
-            out[at_edge] = self._exact(at_edge, -2 - value[at_edge], lat, lng)
+            out[at_edge] = self._exact(at_edge, -2 - values[at_edge], lat, lng)
         return out
 
     def _exact(self, idx: np.ndarray, pos: np.ndarray, lat: np.ndarray, lng: np.ndarray) -> np.ndarray:

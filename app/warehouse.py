@@ -120,7 +120,7 @@ def writable_copy(path: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
     if path.exists():
         shutil.copyfile(path, work)
     # A load also holds Arrow and numpy copies of the rows it places: leave room for them.
-    con = connect(work, memory_limit="640MB")
+    con = connect(work, memory_limit="1500MB")
     try:
         ensure_schema(con)
         yield con
