@@ -362,3 +362,36 @@ def test_grid_coordinates_with_thousands_separators_and_null_markers(area):
     with connect(area / "w.duckdb", read_only=True) as con:
         times = [r[0] for r in con.execute("SELECT ts FROM events ORDER BY ts").fetchall()]
     assert times == [dt.datetime(2024, 1, 2, 0, 0), dt.datetime(2024, 1, 2, 10, 30)]
+
+
+def test_sql_placement_equals_the_numpy_path_and_h3py(area, monkeypatch):
+    """Points placed in DuckDB (and their wards) are those numpy and h3-py give: a load whose
+    sample check is made to fail, so numpy places every row, stores the very same rows."""
+    import h3
+    import numpy as np
+
+    import app.placement as placement
+
+    rng = np.random.default_rng(5)
+    n = 20_000
+    lat = np.round(rng.uniform(51.44, 51.56, n), 7)
+    lon = np.round(rng.uniform(-0.21, 0.01, n), 7)
+    lon[:50] = -0.1  # on the shared boundary
+    body = "".join(f"{a},{b},2024-01-02 10:00:00,noise\n" for a, b in zip(lat, lon, strict=True))
+    catalog = HEADER + dataset()
+
+    def stored() -> list[tuple]:
+        with connect(area / "w.duckdb", read_only=True) as con:
+            return con.execute("SELECT source_row, h3, ward_code, lat, lon FROM events ORDER BY 1").fetchall()
+
+    fast = only(run(area, catalog, {"calls.csv": "lat,lon,when,type\n" + body}))
+    fast_rows = stored()
+    assert fast["rows_loaded"] + fast["rows_quarantined"] == n
+    assert fast["rows_quarantined"] > 0  # the box reaches past both wards
+    for row, cell, _ward, a, b in fast_rows[::97]:
+        assert cell == h3.str_to_int(h3.latlng_to_cell(a, b, 15)), row
+
+    monkeypatch.setattr(placement.Placer, "_sample_agrees", lambda self, con, name: False)
+    slow = only(load(area / "catalog.toml", area / "w.duckdb", now=dt.datetime(2025, 1, 1), force=True))
+    assert stored() == fast_rows
+    assert slow["quarantined_by_reason"] == fast["quarantined_by_reason"]
