@@ -62,8 +62,7 @@ def plan_for_region(bounds: tuple[float, float, float, float], res: int) -> H3Pl
     latlng_to_cells(lat, lng)  # teaches app.h3vec the face frames of this region
     xyz = h3vec._icosahedron()[0]
     la, ln = np.radians(lat), np.radians(lng)
-    v = np.stack([np.cos(la) * np.cos(ln), np.cos(la) * np.sin(ln), np.sin(la)], axis=1)
-    dots = v @ xyz.T
+    dots = h3vec._unit_vectors(la, ln) @ xyz.T
     # Every face that is closest, or nearly so, anywhere in the box: the SQL picks among them.
     near = dots >= dots.max(axis=1, keepdims=True) - 1e-3
     faces = tuple(int(f) for f in np.flatnonzero(near.any(axis=0)))
@@ -76,7 +75,7 @@ def _coarse_cells(face: int, res: int, la: np.ndarray, ln: np.ndarray) -> pa.Tab
     """Every coarse cell of ``face`` whose face coordinates lie within the box's, padded: key,
     the cell's high bits (header and digits 1..res, rotated into the base cell's frame) and the
     rotation the finer digits need."""
-    i, j = _face_hex(face, res, la, ln)
+    i, j = h3vec.face_hex(la, ln, face, res)
     ii, jj = np.meshgrid(np.arange(i.min() - 2, i.max() + 3), np.arange(j.min() - 2, j.max() + 3))
     ci, cj = ii.ravel().astype(np.int64), jj.ravel().astype(np.int64)
     codes = np.empty((res, len(ci)), dtype=np.int64)
@@ -107,7 +106,7 @@ def _coarse_cells(face: int, res: int, la: np.ndarray, ln: np.ndarray) -> pa.Tab
     return _coarse_table(keys, high.astype(np.int64), rot[ok])
 
 
-def _coarse_table(keys, highs, rots) -> pa.Table:
+def _coarse_table(keys: np.ndarray | list, highs: np.ndarray | list, rots: np.ndarray | list) -> pa.Table:
     return pa.table(
         {
             "key": pa.array(keys, type=pa.int64()),
@@ -115,22 +114,6 @@ def _coarse_table(keys, highs, rots) -> pa.Table:
             "rot": pa.array(rots, type=pa.int32()),
         }
     )
-
-
-def _face_hex(face: int, res: int, la: np.ndarray, ln: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Axial coordinates, on ``face``'s grid at ``res``, of the hexes holding points (radians)."""
-    xyz, flat, flng, faz = h3vec._icosahedron()
-    v = np.stack([np.cos(la) * np.cos(ln), np.cos(la) * np.sin(ln), np.sin(la)], axis=1)
-    r = np.arccos(np.clip(1 - ((v - xyz[face]) ** 2).sum(axis=1) / 2, -1, 1))
-    az = np.arctan2(
-        np.cos(la) * np.sin(ln - flng[face]),
-        np.cos(flat[face]) * np.sin(la) - np.sin(flat[face]) * np.cos(la) * np.cos(ln - flng[face]),
-    )
-    theta = h3vec._pos_angle(faz[face] - h3vec._pos_angle(az))
-    if res % 2 == 1:
-        theta = h3vec._pos_angle(theta - h3vec.AP7_ROT_RADS)
-    r = np.tan(np.minimum(r, 1.5)) / h3vec.RES0_U_GNOMONIC * h3vec.SQRT7**res
-    return h3vec._hex2d_to_ijk(r * np.cos(theta), r * np.sin(theta))
 
 
 def _f(x: float) -> str:
@@ -151,9 +134,8 @@ def cells_sql(
 ) -> tuple[str, dict]:
     """A query over ``source`` giving the ``keep`` columns, ``__in_box`` (whether the point is in
     the plan's box), ``__h3`` (the resolution-15 cell of (``lat``, ``lng``) as UBIGINT, or NULL
-    where the plan cannot place the point) and the
-    ``extra`` columns of the point's coarse cell in ``lookup`` (the plan's table, registered or
-    stored, with any columns the caller added).
+    where the plan cannot place the point) and the ``extra`` columns of the point's coarse cell
+    in ``lookup`` (the plan's table, stored with any columns the caller added).
 
     All names and expressions here are the code's own; values travel as bound parameters.
     """

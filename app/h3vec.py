@@ -146,28 +146,40 @@ def _up_down(i: np.ndarray, j: np.ndarray, class3: bool) -> tuple[np.ndarray, ..
 def _face_digits(lat: np.ndarray, lng: np.ndarray, res: int):
     """Closest face, the digits of resolutions 1..res in the face's frame, and the face's
     resolution-0 coordinates."""
-    xyz, flat, flng, faz = _icosahedron()
-    clat = np.cos(lat)
-    v = np.stack([clat * np.cos(lng), clat * np.sin(lng), np.sin(lat)], axis=1)
-    face = (v @ xyz.T).argmax(axis=1)  # the closest centre has the largest dot product
-    sqd = ((v - xyz[face]) ** 2).sum(axis=1)  # as H3 computes it, for the same r
-    r = np.arccos(1 - sqd / 2)
-    theta = _pos_angle(faz[face] - _pos_angle(_azimuth_per_face(flat, flng, face, lat, lng)))
-    if res % 2 == 1:
-        theta = _pos_angle(theta - AP7_ROT_RADS)
-    r = np.tan(r) / RES0_U_GNOMONIC
-    for _ in range(res):
-        r = r * SQRT7
-    tiny = r < 1e-16
-    x = np.where(tiny, 0.0, r * np.cos(theta))
-    y = np.where(tiny, 0.0, r * np.sin(theta))
-    i, j = _hex2d_to_ijk(x, y)
+    xyz = _icosahedron()[0]
+    face = (_unit_vectors(lat, lng) @ xyz.T).argmax(axis=1)  # the closest centre: largest dot
+    i, j = face_hex(lat, lng, face, res)
     codes = np.empty((res, len(lat)), dtype=np.uint8)  # row r-1: the step taken at resolution r
     for level in range(res - 1, -1, -1):
         pi, pj, ci, cj = _up_down(i, j, class3=(level + 1) % 2 == 1)
         codes[level] = (i - ci) * 3 + (j - cj) + 4
         i, j = pi, pj
     return face, codes, _normalize(i, j, np.zeros_like(i))
+
+
+def _unit_vectors(lat: np.ndarray, lng: np.ndarray) -> np.ndarray:
+    clat = np.cos(lat)
+    return np.stack([clat * np.cos(lng), clat * np.sin(lng), np.sin(lat)], axis=1)
+
+
+def face_hex(lat: np.ndarray, lng: np.ndarray, face: np.ndarray | int, res: int) -> tuple[np.ndarray, ...]:
+    """Axial coordinates, on ``face``'s hex grid at ``res``, of the hexes holding points
+    (radians): H3's _geoToHex2d and _hex2dToCoordIJK. ``face`` need not be the closest face
+    (app.h3sql projects onto its neighbours too)."""
+    xyz, flat, flng, faz = _icosahedron()
+    face = np.broadcast_to(face, lat.shape)
+    sqd = ((_unit_vectors(lat, lng) - xyz[face]) ** 2).sum(axis=1)  # as H3 computes it, for the same r
+    r = np.arccos(np.clip(1 - sqd / 2, -1.0, 1.0))
+    theta = _pos_angle(faz[face] - _pos_angle(_azimuth_per_face(flat, flng, face, lat, lng)))
+    if res % 2 == 1:
+        theta = _pos_angle(theta - AP7_ROT_RADS)
+    r = np.tan(np.minimum(r, 1.5)) / RES0_U_GNOMONIC  # no face is that far from its own points
+    for _ in range(res):
+        r = r * SQRT7
+    tiny = r < 1e-16
+    x = np.where(tiny, 0.0, r * np.cos(theta))
+    y = np.where(tiny, 0.0, r * np.sin(theta))
+    return _hex2d_to_ijk(x, y)
 
 
 def _azimuth_per_face(flat, flng, face, lat, lng):

@@ -408,8 +408,8 @@ def prepare_file(
     if rows == 0:
         raise SourceError(f"{file}: the file has a header but no data rows")
     from_sql, unplaceable = _points_source(con, ds, stage)
-    placed = placer.place(con, from_sql, {}, _CARRIED, stage + "_placed")
-    con.register(stage + "_fixed", placed.fixed)
+    placed = placer.place(con, from_sql, _CARRIED, stage + "_placed")
+    con.register(stage + "_fixed", placed.fixed)  # read again by write_file
     outside = con.execute(
         f"""SELECT p.__row, p.__a, p.__b FROM {placed.table} p LEFT JOIN {stage}_fixed f USING (__row)
             WHERE coalesce(f.ward, p.ward, -1) < 0"""
@@ -448,7 +448,6 @@ def write_file(
 ) -> dict:
     """Append one prepared file's events and quarantined rows; return its counts."""
     stage, file, placed = prepared.stage, str(prepared.file), prepared.placed
-    con.register(stage + "_fixed", placed.fixed)
     con.register(stage + "_outside", prepared.outside)
     columns = "$dataset, p.__agency, $kind, p.__category, p.__ts, p.__lat, p.__lon, p.__weight, p.__record_id"
     loaded = con.execute(

@@ -49,14 +49,12 @@ class Placer:
         lookup = self.plan.table.append_column("ward", pa.array(ward, type=pa.int32()))  # noqa: F841
         con.execute(f"CREATE OR REPLACE TEMP TABLE {_CELLS} AS SELECT * FROM lookup")
 
-    def place(
-        self, con: duckdb.DuckDBPyConnection, source: str, params: dict, keep: list[str], name: str
-    ) -> Placed:
+    def place(self, con: duckdb.DuckDBPyConnection, source: str, keep: list[str], name: str) -> Placed:
         """Place the rows of ``source`` (a FROM item with ``__row``, ``__lat`` and ``__lon``)
         into the temp table ``name``, keeping the ``keep`` columns."""
         columns = ["__row", "__lat", "__lon", *keep]
         sql, h3_params = cells_sql(self.plan, source, "__lat", "__lon", columns, _CELLS, ["ward"])
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}", {**params, **h3_params})
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}", h3_params)
         trusted = self._sample_agrees(con, name)
         where = "__in_box AND (__h3 IS NULL OR ward <= -2)" if trusted else "TRUE"
         rows = con.execute(f"SELECT __row, __lat, __lon, __h3, ward FROM {name} WHERE {where}").fetchnumpy()
