@@ -139,6 +139,28 @@ def cells_sql(
 
     All names and expressions here are the code's own; values travel as bound parameters.
     """
+    digits, params = digits_sql(plan, source, lat, lng, keep)
+    cell, cell_params = cell_sql(plan, "f", "l")
+    outer_keep = "".join(f"f.{c}, " for c in keep)
+    outer_extra = "".join(f", l.{c}" for c in extra)
+    sql = (
+        f"SELECT {outer_keep}f.__key IS NOT NULL AS __in_box, {cell} AS __h3{outer_extra} "
+        f"FROM ({digits}) f LEFT JOIN {lookup} l ON l.key = f.__key"
+    )
+    return sql, {**params, **cell_params}
+
+
+def digit_columns(plan: H3Plan) -> list[str]:
+    """The per-point columns ``digits_sql`` adds besides ``__key``: one per group of fine levels."""
+    return [f"__g{top}" for top, _ in _fine_groups(plan.res)]
+
+
+def digits_sql(plan: H3Plan, source: str, lat: str, lng: str, keep: list[str]) -> tuple[str, dict]:
+    """A query over ``source`` giving the ``keep`` columns, the point's fine digits
+    (``digit_columns``) and ``__key``, its coarse cell's key in the plan's table (NULL outside the
+    box). Only projections: the rows come out in the order they went in, so a table made from
+    it keeps its source's order.
+    """
     xyz, flat, flng, faz = h3vec._icosahedron()
     params: dict = {}
     lat_min, lat_max, lng_min, lng_max = plan.box
@@ -184,9 +206,8 @@ def cells_sql(
         f"CASE WHEN __r < 1e-16 THEN 0.0 ELSE __r * sin(__theta) END AS __y FROM ({{prev}})"
     )
     layers.extend(_hex2d_layers(k))
-    groups = _fine_groups(plan.res)
     names: list[str] = []
-    for top, n in groups:
+    for top, n in _fine_groups(plan.res):
         carried = "".join(f"{g}, " for g in names)
         name = f"__g{top}"
         if n == 1:  # one level by H3's own rounding (_upAp7 or _upAp7r)
@@ -213,24 +234,26 @@ def cells_sql(
             oi, oj, _ = _pair_table(top)
             params[f"h3_oi_{top}"], params[f"h3_oj_{top}"] = oi.tolist(), oj.tolist()
         names.append(name)
-    carried = "".join(f"{g}, " for g in names)
+    # A group's digits index a table of at most 49 entries: a small type is cheaper to store.
+    carried = "".join(f"CAST({g} AS UTINYINT) AS {g}, " for g in names)
     layers.append(
         f"SELECT {k}{carried}(__face::BIGINT << 50) | ((__i + {_KEY_BIAS}) << 25) | (__j + {_KEY_BIAS}) "
         "AS __key FROM ({prev})"
     )
+    return _compose(layers), params
+
+
+def cell_sql(plan: H3Plan, point: str, cell: str) -> tuple[str, dict]:
+    """The resolution-15 cell (UBIGINT) of a ``digits_sql`` row (alias ``point``) joined with its
+    coarse cell in the plan's table (alias ``cell``): the coarse cell's high bits with the fine
+    digits, rotated into the base cell's frame, written in. NULL where the join found no cell."""
+    params: dict = {}
     digits = []
-    for top, n in groups:
+    for top, n in _fine_groups(plan.res):
         size = 9 if n == 1 else 49
         params[f"h3_d_{top}"] = _rotated_digits(top, n)
-        digits.append(f"$h3_d_{top}[l.rot * {size} + f.__g{top} + 1]")
-    outer_keep = "".join(f"f.{c}, " for c in keep)
-    outer_extra = "".join(f", l.{c}" for c in extra)
-    sql = (
-        f"SELECT {outer_keep}f.__key IS NOT NULL AS __in_box, "
-        f"CAST(l.high | {' | '.join(digits)} AS UBIGINT) AS __h3{outer_extra} "
-        f"FROM ({_compose(layers)}) f LEFT JOIN {lookup} l ON l.key = f.__key"
-    )
-    return sql, params
+        digits.append(f"$h3_d_{top}[{cell}.rot * {size} + {point}.__g{top} + 1]")
+    return f"CAST({cell}.high | {' | '.join(digits)} AS UBIGINT)", params
 
 
 def _square_distance(x: str, y: str, z: str) -> str:

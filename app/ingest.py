@@ -30,7 +30,7 @@ from app.h3cells import latlng_to_cells
 from app.placement import Placed, Placer
 from app.readers import Source, SourceError, open_source, tolerant_csv_source
 from app.ward_index import WardIndex
-from app.warehouse import connect, load_lock, writable_copy
+from app.warehouse import SCHEMA_VERSION, connect, load_lock, stored_schema_version, writable_copy
 
 # Reason codes, in the order they are tested: a row gets the first that applies.
 REASONS = {
@@ -168,9 +168,8 @@ def _stored_state(db_path: Path) -> dict:
     if not db_path.exists():
         return state
     with connect(db_path, read_only=True) as con:
-        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-        if not {"meta", "datasets"} <= tables:
-            return state
+        if stored_schema_version(con) != SCHEMA_VERSION:
+            return state  # nothing stored, or stored in an older schema: everything is loaded anew
         meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
         state["boundary_hash"] = meta.get("boundary_hash")
         state["study_area"] = json.loads(meta.get("study_area", "{}"))
@@ -248,9 +247,18 @@ def _study_area_summary(catalog: Catalog, wards: Wards) -> dict:
 
 def _drop_dataset(con: duckdb.DuckDBPyConnection, ds_id: str) -> None:
     con.execute("BEGIN TRANSACTION")
-    for table, column in (("events", "dataset"), ("quarantine", "dataset"), ("datasets", "id")):
-        con.execute(f"DELETE FROM {table} WHERE {column} = ?", [ds_id])
+    _delete_rows(con, ds_id)
+    con.execute("DELETE FROM datasets WHERE id = ?", [ds_id])
     con.execute("COMMIT")
+
+
+def _delete_rows(con: duckdb.DuckDBPyConnection, ds_id: str) -> None:
+    """Remove a dataset's events and quarantined rows (inside the caller's transaction)."""
+    con.execute(
+        "DELETE FROM event_rows WHERE file_no IN (SELECT file_no FROM event_files WHERE dataset = ?)", [ds_id]
+    )
+    con.execute("DELETE FROM event_files WHERE dataset = ?", [ds_id])
+    con.execute("DELETE FROM quarantine WHERE dataset = ?", [ds_id])
 
 
 # --------------------------------------------------------------------------------------------
@@ -280,8 +288,7 @@ def _load_dataset_atomically(
         ]
         con.execute("BEGIN TRANSACTION")
         in_transaction = True
-        con.execute("DELETE FROM events WHERE dataset = ?", [ds.id])
-        con.execute("DELETE FROM quarantine WHERE dataset = ?", [ds.id])
+        _delete_rows(con, ds.id)
         files = [write_file(con, ds, p, h, wards) for p, h in zip(prepared, hashes, strict=True)]
         report = _dataset_report(con, ds, files, time.perf_counter() - started)
         _record_dataset(con, ds, hashes, report)
@@ -382,8 +389,10 @@ class PreparedFile:
     outside: pa.Table  # __row and reason of validated rows that no ward holds
 
 
-# The stage columns that travel with a validated row to the events table.
-_CARRIED = ["__a", "__b", "__ts", "__category", "__agency", "__weight", "__record_id"]
+# The parsed values the stage stores per row, and the columns a validated row carries on to the
+# events table (the text ones are computed from the file's own columns, see _row_values).
+_STAGED = ["__a", "__b", "__ts", "__weight"]
+_CARRIED = [*_STAGED, "__category", "__agency", "__record_id"]
 
 
 def prepare_file(
@@ -396,46 +405,53 @@ def prepare_file(
 ) -> PreparedFile:
     source = open_source(con, ds, file, stage + "_src")
     _check_columns(ds, file, source)
+    # Degrees are known in the reading pass except for grid coordinates (projected below).
+    digits = placer if ds.location_mode != "xy" else None
     try:
-        _stage(con, ds, source, stage, now)
+        _stage(con, ds, source, stage, now, digits)
     except duckdb.Error:
         if source.reader != "duckdb" or ds.format != "csv":
             raise
         # A structurally broken CSV: read it again, keeping every row and marking the bad ones.
         source = tolerant_csv_source(con, ds, file, stage + "_src")
-        _stage(con, ds, source, stage, now)
+        _stage(con, ds, source, stage, now, digits)
     rows = con.execute(f"SELECT count(*) FROM {stage}").fetchall()[0][0]
     if rows == 0:
         raise SourceError(f"{file}: the file has a header but no data rows")
-    from_sql, unplaceable = _points_source(con, ds, stage)
-    placed = placer.place(con, from_sql, _CARRIED, stage + "_placed")
+    points, params, unplaceable = _points(con, ds, stage, placer)
+    placed = placer.place(con, points, _CARRIED, params)
     con.register(stage + "_fixed", placed.fixed)  # read again by write_file
-    outside = con.execute(
-        f"""SELECT p.__row, p.__a, p.__b FROM {placed.table} p LEFT JOIN {stage}_fixed f USING (__row)
-            WHERE coalesce(f.ward, p.ward, -1) < 0"""
-    ).fetchnumpy()
-    a, b = (np.asarray(outside[c], dtype=np.float64) for c in ("__a", "__b"))
-    reasons = _reasons(np.asarray(outside["__row"], dtype=np.int64), _outside_reason(ds, a, b, placer.index))
+    out = placed.outside
+    a, b = (out.column(c).to_numpy().astype(np.float64) for c in ("__a", "__b"))
+    reasons = _reasons(out.column("__row").to_numpy(), _outside_reason(ds, a, b, placer.index))
     outside_table = pa.concat_tables([reasons, unplaceable])
     return PreparedFile(file, source, stage, rows, placed, outside_table)
 
 
-def _points_source(con: duckdb.DuckDBPyConnection, ds: Dataset, stage: str) -> tuple[str, pa.Table]:
-    """The validated rows as a FROM item with WGS84 ``__lat`` and ``__lon``, and the rows whose
-    grid coordinates no projection can place (``__row``, ``reason``)."""
-    carried = ", ".join(_CARRIED)
-    if ds.location_mode != "xy":
-        sql = f"(SELECT __row, __a AS __lat, __b AS __lon, {carried} FROM {stage} WHERE __reason IS NULL)"
-        return sql, _reasons(np.zeros(0, dtype=np.int64), "invalid_coordinates")
+def _points(
+    con: duckdb.DuckDBPyConnection, ds: Dataset, stage: str, placer: Placer
+) -> tuple[str, dict, pa.Table]:
+    """The validated rows as a FROM item (and its parameters) with WGS84 ``__lat`` and
+    ``__lon``, the ``_CARRIED`` columns and those ``Placer.digits`` adds, and the rows whose grid
+    coordinates no projection can place (``__row``, ``reason``)."""
+    values, params = _row_values(ds)
+    staged = ", ".join(f"s.{c}" for c in _STAGED)
+    if ds.location_mode != "xy":  # the stage has the digits already
+        digits = ", ".join(f"s.{c}" for c in placer.digit_columns)
+        sql = f"""(SELECT s.__row, s.__a AS __lat, s.__b AS __lon, {staged}, {values}, {digits}
+                   FROM {stage} s WHERE s.__reason IS NULL)"""
+        return sql, params, _reasons(np.zeros(0, dtype=np.int64), "invalid_coordinates")
     # Projections are pyproj's: the grid coordinates go out to numpy and come back as degrees.
     points = con.execute(f"SELECT __row, __a, __b FROM {stage} WHERE __reason IS NULL").fetchnumpy()
     row = np.asarray(points["__row"], dtype=np.int64)
     lat, lon = _to_wgs84(ds, np.asarray(points["__a"], np.float64), np.asarray(points["__b"], np.float64))
     bad = ~(np.isfinite(lat) & np.isfinite(lon) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180))
     con.register(stage + "_coords", pa.table({"__row": row[~bad], "__lat": lat[~bad], "__lon": lon[~bad]}))
-    columns = ", ".join(f"s.{c}" for c in _CARRIED)
-    sql = f"(SELECT s.__row, c.__lat, c.__lon, {columns} FROM {stage} s JOIN {stage}_coords c USING (__row))"
-    return sql, _reasons(row[bad], "invalid_coordinates")
+    source = f"""(SELECT s.__row, c.__lat, c.__lon, {staged}, {values}
+                  FROM {stage} s JOIN {stage}_coords c USING (__row))"""
+    sql, digit_params = placer.digits(source, "__lat", "__lon", ["__row", "__lat", "__lon", *_CARRIED])
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {stage}_placed AS {sql}", {**params, **digit_params})
+    return f"{stage}_placed", {}, _reasons(row[bad], "invalid_coordinates")
 
 
 def _reasons(rows: np.ndarray, reasons: str | np.ndarray) -> pa.Table:
@@ -449,31 +465,33 @@ def write_file(
     """Append one prepared file's events and quarantined rows; return its counts."""
     stage, file, placed = prepared.stage, str(prepared.file), prepared.placed
     con.register(stage + "_outside", prepared.outside)
-    columns = "$dataset, p.__agency, $kind, p.__category, p.__ts, p.__lat, p.__lon, p.__weight, p.__record_id"
+    file_no = con.execute("SELECT coalesce(max(file_no), 0) + 1 FROM event_files").fetchall()[0][0]
+    con.execute("INSERT INTO event_files VALUES (?, ?, ?, ?, ?)", [file_no, ds.id, ds.agency, ds.kind, file])
+    # A row's own agency is kept only where it differs from the dataset's (events falls back).
+    agency, params = "NULL", {**placed.params, "file_no": file_no, "codes": list(wards.codes)}
+    if ds.agency_column:
+        agency, params["agency"] = "NULLIF(p.__agency, $agency)", ds.agency
+    columns = (
+        f"$file_no, {agency}, p.__category, p.__ts, p.__lat, p.__lon, p.__weight, "
+        "p.__record_id, p.__h3, $codes[p.ward + 1], p.__row"
+    )
     loaded = con.execute(
-        f"""INSERT INTO events
-            SELECT {columns}, p.__h3, $codes[p.ward + 1], $file, p.__row
-            FROM {placed.table} p WHERE $trusted AND p.__h3 IS NOT NULL AND p.ward >= 0
+        f"""INSERT INTO event_rows
+            SELECT {columns} FROM ({placed.inside}) p
             UNION ALL
-            SELECT {columns}, f.h3, $codes[f.ward + 1], $file, p.__row
-            FROM {placed.table} p JOIN {stage}_fixed f USING (__row) WHERE f.ward >= 0""",
-        {
-            "dataset": ds.id,
-            "kind": ds.kind,
-            "file": file,
-            "codes": list(wards.codes),
-            "trusted": placed.trusted,
-        },
+            SELECT {columns} FROM {stage}_fixed p""",
+        params,
     ).fetchall()[0][0]
     raw = _raw_json_sql(prepared.source)
+    blame, blame_params = _blame_sql(ds)
     con.execute(
         f"""INSERT INTO quarantine
-            SELECT $dataset, $file, s.__row, s.__reason, s.__column, {raw}
-            FROM {stage} s WHERE s.__reason IS NOT NULL
-            UNION ALL
-            SELECT $dataset, $file, s.__row, o.reason, $coords, {raw}
-            FROM {stage}_outside o JOIN {stage} s USING (__row)""",
-        {"dataset": ds.id, "file": file, "coords": _coord_columns(ds)},
+            SELECT $dataset, $file, s.__row, reason, {blame}, {raw} FROM (
+                SELECT __row, __reason AS reason FROM {stage} WHERE __reason IS NOT NULL
+                UNION ALL
+                SELECT __row, reason FROM {stage}_outside
+            ) q JOIN {stage} s USING (__row)""",
+        {**blame_params, "dataset": ds.id, "file": file},
     )
     by_reason = dict(
         con.execute(
@@ -489,8 +507,7 @@ def write_file(
             f"{file}: reconciliation failed: {prepared.rows} read, {loaded} loaded, {quarantined} quarantined"
         )
     unknown = con.execute(
-        "SELECT count(*) FROM events WHERE dataset = ? AND source_file = ? AND category = 'unknown'",
-        [ds.id, file],
+        "SELECT count(*) FROM event_rows WHERE file_no = ? AND category = 'unknown'", [file_no]
     ).fetchall()[0][0]
     return _file_report(prepared, sha256, loaded, by_reason, unknown)
 
@@ -592,9 +609,44 @@ def _coords_sql(ds: Dataset, params: dict) -> tuple[str, str, str, str]:
     return a, b, f"TRY_CAST({a} AS DOUBLE)", f"TRY_CAST({b} AS DOUBLE)"
 
 
-def _stage(con: duckdb.DuckDBPyConnection, ds: Dataset, source: Source, stage: str, now: dt.datetime) -> None:
+def _row_values(ds: Dataset) -> tuple[str, dict]:
+    """SQL over a stage row (alias ``s``) for the text an event keeps besides the file's order:
+    category, agency and record id. They are computed where they are used, not stored in the
+    stage, whose every column costs time to write."""
+    category = f"coalesce({_text(ds.category)}, 'unknown')"
+    agency = f"coalesce({_text(ds.agency_column)}, $agency)" if ds.agency_column else "$agency"
+    record_id = _text(ds.record_id) if ds.record_id else "NULL::VARCHAR"
+    sql = f"{category} AS __category, {agency} AS __agency, {record_id} AS __record_id"
+    return sql, {"agency": ds.agency}
+
+
+def _blame_sql(ds: Dataset) -> tuple[str, dict]:
+    """SQL for the column to blame for a quarantine reason (``reason``), and its parameters."""
+    sql = """CASE
+        WHEN reason IN ('malformed_row', 'bad_encoding') THEN NULL
+        WHEN reason LIKE '%coordinates' OR reason = 'not_a_point' THEN $coords_col
+        WHEN reason LIKE '%time' THEN $time_col
+        WHEN reason = 'bad_weight' THEN $weight_col
+    END"""
+    params = {
+        "coords_col": _coord_columns(ds),
+        "time_col": ds.time + (f"+{ds.time_of_day}" if ds.time_of_day else ""),
+        "weight_col": ds.weight,
+    }
+    return sql, params
+
+
+def _stage(
+    con: duckdb.DuckDBPyConnection,
+    ds: Dataset,
+    source: Source,
+    stage: str,
+    now: dt.datetime,
+    placer: Placer | None = None,
+) -> None:
     """One SQL pass over the file: parse every row, give the first reason it cannot be loaded
-    (and the column to blame), and keep the file's own columns for the quarantine's raw rows."""
+    (and the column to blame), and keep the file's own columns for the quarantine's raw rows.
+    With a placer, the same pass computes what placing each point needs (``Placer.digits``)."""
     params: dict = dict(source.params)
     a_txt, b_txt, a_num, b_num = _coords_sql(ds, params)
     t_txt, t_parsed = _time_sql(ds, source, params)
@@ -603,28 +655,15 @@ def _stage(con: duckdb.DuckDBPyConnection, ds: Dataset, source: Source, stage: s
     else:  # a = latitude, b = longitude
         out_of_range = "NOT (abs(__a) <= 90 AND abs(__b) <= 180)"
     weight_txt = _text(ds.weight) if ds.weight else "NULL"
-    category = _text(ds.category)
-    agency = f"coalesce({_text(ds.agency_column)}, $agency)" if ds.agency_column else "$agency"
-    record_id = _text(ds.record_id) if ds.record_id else "NULL::VARCHAR"
-    params.update(
-        agency=ds.agency,
-        latest=now + dt.timedelta(days=1),
-        earliest=_EARLIEST,
-        coords_col=_coord_columns(ds),
-        time_col=ds.time + (f"+{ds.time_of_day}" if ds.time_of_day else ""),
-        weight_col=ds.weight,
-    )
-    con.execute(f"DROP VIEW IF EXISTS {stage}")
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE {stage}_t AS
+    params.update(latest=now + dt.timedelta(days=1), earliest=_EARLIEST)
+    kept = [quote_ident(c) for c in source.columns] + (["__row"] if source.numbered else [])
+    kept += [*_STAGED, "__reason"]
+    sql = f"""
         WITH parsed AS (
             SELECT s.*,
                    {a_txt} AS __a_txt, {b_txt} AS __b_txt, {a_num} AS __a, {b_num} AS __b,
                    {t_txt} AS __t_txt, {t_parsed} AS __ts,
-                   {weight_txt} AS __w_txt, TRY_CAST({weight_txt} AS DOUBLE) AS __w,
-                   coalesce({category}, 'unknown') AS __category,
-                   {agency} AS __agency, {record_id} AS __record_id
+                   {weight_txt} AS __w_txt, TRY_CAST({weight_txt} AS DOUBLE) AS __w
             FROM {source.from_sql} s
         ),
         judged AS (
@@ -643,17 +682,13 @@ def _stage(con: duckdb.DuckDBPyConnection, ds: Dataset, source: Source, stage: s
                    END AS __reason
             FROM parsed
         )
-        SELECT * EXCLUDE (__a_txt, __b_txt, __t_txt, __w_txt, __w),
-               CASE
-                   WHEN __reason IN ('malformed_row', 'bad_encoding') THEN NULL
-                   WHEN __reason LIKE '%coordinates' OR __reason = 'not_a_point' THEN $coords_col
-                   WHEN __reason LIKE '%time' THEN $time_col
-                   WHEN __reason = 'bad_weight' THEN $weight_col
-               END AS __column
-        FROM judged
-        """,
-        params,
-    )
+        SELECT {", ".join(kept)} FROM judged
+        """
+    if placer is not None:
+        digits, digit_params = placer.digits(f"({sql})", "__a", "__b", kept)
+        sql, params = digits, {**params, **digit_params}
+    con.execute(f"DROP VIEW IF EXISTS {stage}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {stage}_t AS {sql}", params)
     # Only projections lie between the reader and the table, so its rowid is the file's order.
     row = "" if source.numbered else "rowid + 1 AS __row, "
     con.execute(f"CREATE TEMP VIEW {stage} AS SELECT {row}* FROM {stage}_t")
@@ -677,7 +712,9 @@ def _outside_reason(ds: Dataset, a: np.ndarray, b: np.ndarray, index: WardIndex)
         sw_lat, sw_lon = _to_wgs84(ds, b, a)
     else:
         sw_lat, sw_lon = b, a
-    ok = np.isfinite(sw_lat) & np.isfinite(sw_lon) & (np.abs(sw_lat) <= 90) & (np.abs(sw_lon) <= 180)
+    # Only a swapped point inside the study area's bounds can land in a ward.
+    minx, miny, maxx, maxy = index.wards.bounds
+    ok = (sw_lat >= miny) & (sw_lat <= maxy) & (sw_lon >= minx) & (sw_lon <= maxx)
     if ok.any():
         inside = index.assign(latlng_to_cells(sw_lat[ok], sw_lon[ok]), sw_lat[ok], sw_lon[ok]) >= 0
         sub = reason[ok]
@@ -711,11 +748,12 @@ def dry_run(
         )
         if not counts:
             raise SourceError(f"{file}: the file has a header but no data rows")
+        values, params = _row_values(ds)
         preview = con.execute(
-            """SELECT __row AS row, __a AS first_coordinate, __b AS second_coordinate, __ts AS time,
-                      __category AS category, __agency AS agency, __weight AS weight, __reason AS problem
-               FROM dry ORDER BY __row LIMIT $n""",
-            {"n": rows},
+            f"""SELECT __row AS row, __a AS first_coordinate, __b AS second_coordinate, __ts AS time,
+                       __category AS category, __agency AS agency, __weight AS weight, __reason AS problem
+                FROM (SELECT s.*, {values} FROM dry s) ORDER BY __row LIMIT $n""",
+            {**params, "n": rows},
         ).df()
         return counts, preview
     finally:

@@ -1,11 +1,12 @@
 """Place validated rows: the H3 cell and the ward of every point.
 
-Most points are placed inside DuckDB in the pass that reads them (``app.h3sql``): one join on
-their coarse cell gives both the finer cell's high bits and what the ward index knows of the
-coarse cell. Numpy takes only the rest: points in cells that cross a ward boundary (tested
-exactly against the polygons) and points the SQL cannot place (a pentagon's cell, a face edge).
-Every pass is checked on a sample against h3-py; a disagreement sends the whole file to the
-numpy path, so a wrong cell is never stored.
+Most points are placed inside DuckDB, in the pass that reads and validates them
+(``app.h3sql``): that pass stores each point's fine digits and the key of its coarse cell, and
+one join on the key with the study area's coarse cells gives both the cell's high bits and
+what the ward index knows of it. Numpy takes only the rest: points in cells that cross a ward
+boundary (tested exactly against the polygons), points the SQL cannot place (a pentagon's cell,
+a face edge) and points outside every ward. Every pass is checked on a sample against h3-py;
+a disagreement sends the whole file to the numpy path, so a wrong cell is never stored.
 """
 
 from __future__ import annotations
@@ -16,25 +17,31 @@ import duckdb
 import h3
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from app.boundaries import Wards
 from app.h3cells import latlng_to_cells, parent_np
-from app.h3sql import cells_sql, plan_for_region
+from app.h3sql import cell_sql, digit_columns, digits_sql, plan_for_region
 from app.ward_index import WardIndex
 
 _CELLS = "__cells"  # the temp table of the study area's coarse cells
-_CHECK = 64  # placed points compared with h3-py in every pass
+_SAMPLE = 256  # points drawn from every pass to compare with h3-py
 
 
 @dataclass
 class Placed:
-    """A file's validated rows with cells and wards: ``table`` holds every row with its
-    columns, ``__h3`` and ``ward`` as DuckDB placed them; ``fixed`` has the final cell and ward
-    of the rows numpy placed (they override ``table``); ``trusted`` is False when the sample
-    check failed and numpy placed every row."""
+    """A file's validated rows, placed.
 
-    table: str
+    ``inside`` is a query (with ``params``) over the rows DuckDB placed in a ward: every column
+    of the points plus ``__h3`` and ``ward``. ``fixed`` holds the rows numpy placed in a ward,
+    with the same columns; ``outside`` the rows no ward holds (``__row``, ``__a``, ``__b``).
+    ``trusted`` is False when the sample check failed and numpy placed every row.
+    """
+
+    inside: str
+    params: dict
     fixed: pa.Table
+    outside: pa.Table
     trusted: bool
 
 
@@ -49,40 +56,69 @@ class Placer:
         lookup = self.plan.table.append_column("ward", pa.array(ward, type=pa.int32()))  # noqa: F841
         con.execute(f"CREATE OR REPLACE TEMP TABLE {_CELLS} AS SELECT * FROM lookup")
 
-    def place(self, con: duckdb.DuckDBPyConnection, source: str, keep: list[str], name: str) -> Placed:
-        """Place the rows of ``source`` (a FROM item with ``__row``, ``__lat`` and ``__lon``)
-        into the temp table ``name``, keeping the ``keep`` columns."""
-        columns = ["__row", "__lat", "__lon", *keep]
-        sql, h3_params = cells_sql(self.plan, source, "__lat", "__lon", columns, _CELLS, ["ward"])
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}", h3_params)
-        trusted = self._sample_agrees(con, name)
-        where = "__in_box AND (__h3 IS NULL OR ward <= -2)" if trusted else "TRUE"
-        rows = con.execute(f"SELECT __row, __lat, __lon, __h3, ward FROM {name} WHERE {where}").fetchnumpy()
-        row = np.asarray(rows["__row"], dtype=np.int64)
-        lat = np.asarray(rows["__lat"], dtype=np.float64)
-        lon = np.asarray(rows["__lon"], dtype=np.float64)
-        values = np.asarray(np.ma.filled(rows["ward"], -1), dtype=np.int32)
-        unplaced = np.ma.getmaskarray(rows["__h3"]) | (not trusted)
-        cells = np.asarray(np.ma.filled(rows["__h3"], 0), dtype=np.uint64)
-        ward = np.full(len(row), -1, dtype=np.int32)
+    def digits(self, source: str, lat: str, lng: str, keep: list[str]) -> tuple[str, dict]:
+        """A query over ``source`` that keeps the ``keep`` columns and adds what ``place``
+        needs of each point: its fine digits and its coarse cell's key (``app.h3sql``)."""
+        return digits_sql(self.plan, source, lat, lng, keep)
+
+    @property
+    def digit_columns(self) -> list[str]:
+        return [*digit_columns(self.plan), "__key"]
+
+    def place(self, con: duckdb.DuckDBPyConnection, points: str, carried: list[str], params: dict) -> Placed:
+        """Place the rows of ``points``, a FROM item (with bound ``params``) yielding ``__row``,
+        ``__lat``, ``__lon``, the ``carried`` columns and the columns ``digits`` adds."""
+        cell, cell_params = cell_sql(self.plan, "p", "l")
+        params = {**params, **cell_params}
+        joined = f"SELECT p.*, {cell} AS __h3, l.ward FROM {points} p LEFT JOIN {_CELLS} l ON l.key = p.__key"
+        trusted = self._sample_agrees(con, points, cell, params)
+        # The rows left to numpy: all of them if the sample disagreed, else those in no interior cell.
+        rest_where = "ward IS NULL OR ward < 0" if trusted else "TRUE"
+        columns = ", ".join(["__row", "__lat", "__lon", *carried])
+        rest = con.sql(
+            f"SELECT {columns}, __key IS NOT NULL AS __in_box, __h3, ward FROM ({joined}) WHERE {rest_where}",
+            params=params,
+        ).to_arrow_table()
+        cells, ward = self._numpy_place(rest, trusted)
+        rest = rest.drop_columns(["__in_box", "__h3", "ward"])
+        rest = rest.append_column("__h3", pa.array(cells, type=pa.uint64()))
+        rest = rest.append_column("ward", pa.array(ward, type=pa.int32()))
+        found = ward >= 0
+        inside = f"SELECT * FROM ({joined}) WHERE {'ward >= 0' if trusted else 'FALSE'}"
+        return Placed(
+            inside=inside,
+            params=params,
+            fixed=rest.filter(pa.array(found)),
+            outside=rest.filter(pa.array(~found)).select(["__row", "__a", "__b"]),
+            trusted=trusted,
+        )
+
+    def _numpy_place(self, rest: pa.Table, trusted: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Cells and wards of the rows DuckDB left: h3-py's cell where SQL had none in the box
+        (or for every row if untrusted), the exact polygon test in boundary cells, and -1 (no
+        ward) for a point outside the box or in a coarse cell outside every ward."""
+        lat = rest.column("__lat").to_numpy()
+        lon = rest.column("__lon").to_numpy()
+        in_box = rest.column("__in_box").to_numpy(zero_copy_only=False)
+        h3_col = rest.column("__h3")
+        cells = pc.fill_null(h3_col, 0).to_numpy().astype(np.uint64)
+        values = pc.fill_null(rest.column("ward"), -1).to_numpy().astype(np.int32)
+        unplaced = (pc.is_null(h3_col).to_numpy(zero_copy_only=False) & in_box) | (not trusted)
+        ward = np.full(len(lat), -1, dtype=np.int32)
         if unplaced.any():
             cells[unplaced] = latlng_to_cells(lat[unplaced], lon[unplaced])
             ward[unplaced] = self.index.assign(cells[unplaced], lat[unplaced], lon[unplaced])
-        edge = ~unplaced
+        edge = ~unplaced & (values <= -2)
         if edge.any():
             ward[edge] = self.index.resolve(values[edge], lat[edge], lon[edge])
-        fixed = pa.table(
-            {
-                "__row": pa.array(row, type=pa.int64()),
-                "h3": pa.array(cells, type=pa.uint64()),
-                "ward": pa.array(ward, type=pa.int32()),
-            }
-        )
-        return Placed(name, fixed, trusted)
+        return cells, ward
 
-    def _sample_agrees(self, con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    def _sample_agrees(self, con: duckdb.DuckDBPyConnection, points: str, cell: str, params: dict) -> bool:
         sample = con.execute(
-            f"""SELECT __lat, __lon, __h3 FROM {name} WHERE __h3 IS NOT NULL
-                USING SAMPLE reservoir({_CHECK} ROWS) REPEATABLE (7)"""
+            f"""SELECT p.__lat, p.__lon, {cell} FROM (
+                    SELECT __lat, __lon, __key, {", ".join(digit_columns(self.plan))} FROM {points}
+                    WHERE __key IS NOT NULL USING SAMPLE reservoir({_SAMPLE} ROWS) REPEATABLE (7)
+                ) p JOIN {_CELLS} l ON l.key = p.__key""",
+            params,
         ).fetchall()
         return all(h3.str_to_int(h3.latlng_to_cell(a, b, 15)) == c for a, b, c in sample)

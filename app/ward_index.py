@@ -103,19 +103,24 @@ class WardIndex:
         return out
 
     def _exact(self, idx: np.ndarray, pos: np.ndarray, lat: np.ndarray, lng: np.ndarray) -> np.ndarray:
+        """Test each point against its cell's candidate wards in their order, each point only
+        until one holds it: the first candidate that does wins, so a point on a shared edge gets
+        one ward, and most points need one test."""
         starts, ends = self.edge_offsets[pos], self.edge_offsets[pos + 1]
-        counts = ends - starts
-        point = np.repeat(np.arange(len(idx)), counts)
-        cand = self.edge_wards[np.repeat(starts, counts) + _ramp(counts)]
-        hit = np.zeros(len(cand), dtype=bool)
-        x, y = lng[idx][point], lat[idx][point]
-        for w in np.unique(cand):
-            m = cand == w
-            hit[m] = shapely.intersects_xy(self.geoms[w], x[m], y[m])
+        x, y = lng[idx], lat[idx]
         result = np.full(len(idx), -1, dtype=np.int32)
-        # The first candidate that holds the point wins, so a point on a shared edge gets one ward.
-        first = np.flatnonzero(hit)[::-1]
-        result[point[first]] = cand[first]
+        todo = np.arange(len(idx))
+        rank = 0
+        while len(todo):
+            todo = todo[starts[todo] + rank < ends[todo]]
+            cand = self.edge_wards[starts[todo] + rank]
+            hit = np.zeros(len(todo), dtype=bool)
+            for w in np.unique(cand):
+                m = cand == w
+                hit[m] = shapely.intersects_xy(self.geoms[w], x[todo[m]], y[todo[m]])
+            result[todo[hit]] = cand[hit]
+            todo = todo[~hit]
+            rank += 1
         return result
 
 
@@ -145,13 +150,6 @@ def _cells_within(cells: np.ndarray, geom: shapely.Geometry, margin: float) -> n
     grown = shapely.buffer(polys, margin, quad_segs=2, join_style="mitre")
     shapely.prepare(geom)
     return shapely.contains(geom, grown)
-
-
-def _ramp(counts: np.ndarray) -> np.ndarray:
-    """0, 1, ..., k-1 for each k in counts, concatenated."""
-    total = int(counts.sum())
-    starts = np.repeat(np.cumsum(counts) - counts, counts)
-    return np.arange(total) - starts
 
 
 def _polygonal_buffer(geom: shapely.Geometry, distance: float) -> shapely.Geometry:
