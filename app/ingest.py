@@ -129,9 +129,8 @@ def load(
                 placer = Placer(con, wards, WardIndex(wards)) if todo else None
                 for i, ds in enumerate(todo):
                     progress(f"{ds.id} ({i + 1}/{len(todo)})", i / len(todo))
-                    results[ds.id] = _load_dataset_atomically(
-                        con, catalog, ds, file_hashes[ds.id], wards, placer, now
-                    )
+                    hashes = file_hashes[ds.id]
+                    results[ds.id] = _load_dataset_atomically(con, catalog, ds, hashes, placer, now)
                 progress("done", 1.0)
                 stored = _stored_reports(con)
         else:
@@ -201,10 +200,13 @@ def _load_wards(con: duckdb.DuckDBPyConnection, catalog: Catalog, boundary_hash:
         wards = read_wards(catalog.study_area)
     except BoundaryError as exc:
         raise LoadError(str(exc)) from exc
-    frame = wards.frame()  # noqa: F841 - read by DuckDB below
+    frame = wards.frame()
+    frame["ward_no"] = range(len(frame))  # the position every load places points by
     con.execute("BEGIN TRANSACTION")
     con.execute("DELETE FROM wards")
-    con.execute("INSERT INTO wards SELECT * FROM frame")
+    con.register("frame", frame)
+    con.execute("INSERT INTO wards BY NAME SELECT * FROM frame")
+    con.unregister("frame")
     con.execute("INSERT OR REPLACE INTO meta VALUES ('boundary_hash', ?)", [boundary_hash])
     con.execute("INSERT OR REPLACE INTO meta VALUES ('boundary_notes', ?)", [json.dumps(wards.notes)])
     # Every dataset's ward codes depend on the boundaries: they are all reloaded below.
@@ -216,7 +218,7 @@ def _stored_wards(con: duckdb.DuckDBPyConnection) -> Wards:
     import shapely
 
     rows = con.execute(
-        "SELECT code, name, population, area_km2, geom_wkb FROM wards ORDER BY code"
+        "SELECT code, name, population, area_km2, geom_wkb FROM wards ORDER BY ward_no"
     ).fetchall()
     meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
     return Wards(
@@ -270,7 +272,6 @@ def _load_dataset_atomically(
     catalog: Catalog,
     ds: Dataset,
     hashes: list[str],
-    wards: Wards,
     placer: Placer,
     now: dt.datetime,
 ) -> dict:
@@ -289,7 +290,7 @@ def _load_dataset_atomically(
         con.execute("BEGIN TRANSACTION")
         in_transaction = True
         _delete_rows(con, ds.id)
-        files = [write_file(con, ds, p, h, wards) for p, h in zip(prepared, hashes, strict=True)]
+        files = [write_file(con, ds, p, h) for p, h in zip(prepared, hashes, strict=True)]
         report = _dataset_report(con, ds, files, time.perf_counter() - started)
         _record_dataset(con, ds, hashes, report)
         con.execute("COMMIT")
@@ -459,21 +460,19 @@ def _reasons(rows: np.ndarray, reasons: str | np.ndarray) -> pa.Table:
     return pa.table({"__row": pa.array(rows, type=pa.int64()), "reason": pa.array(reason, type=pa.string())})
 
 
-def write_file(
-    con: duckdb.DuckDBPyConnection, ds: Dataset, prepared: PreparedFile, sha256: str, wards: Wards
-) -> dict:
+def write_file(con: duckdb.DuckDBPyConnection, ds: Dataset, prepared: PreparedFile, sha256: str) -> dict:
     """Append one prepared file's events and quarantined rows; return its counts."""
     stage, file, placed = prepared.stage, str(prepared.file), prepared.placed
     con.register(stage + "_outside", prepared.outside)
     file_no = con.execute("SELECT coalesce(max(file_no), 0) + 1 FROM event_files").fetchall()[0][0]
     con.execute("INSERT INTO event_files VALUES (?, ?, ?, ?, ?)", [file_no, ds.id, ds.agency, ds.kind, file])
     # A row's own agency is kept only where it differs from the dataset's (events falls back).
-    agency, params = "NULL", {**placed.params, "file_no": file_no, "codes": list(wards.codes)}
+    agency, params = "NULL", {**placed.params, "file_no": file_no}
     if ds.agency_column:
         agency, params["agency"] = "NULLIF(p.__agency, $agency)", ds.agency
     columns = (
         f"$file_no, {agency}, p.__category, p.__ts, p.__lat, p.__lon, p.__weight, "
-        "p.__record_id, p.__h3, $codes[p.ward + 1], p.__row"
+        "p.__record_id, p.__h3, p.ward, p.__row"
     )
     loaded = con.execute(
         f"""INSERT INTO event_rows
@@ -487,10 +486,10 @@ def write_file(
     con.execute(
         f"""INSERT INTO quarantine
             SELECT $dataset, $file, s.__row, reason, {blame}, {raw} FROM (
-                SELECT __row, __reason AS reason FROM {stage} WHERE __reason IS NOT NULL
+                SELECT *, __reason AS reason FROM {stage} WHERE __reason IS NOT NULL
                 UNION ALL
-                SELECT __row, reason FROM {stage}_outside
-            ) q JOIN {stage} s USING (__row)""",
+                SELECT s.*, o.reason FROM {stage}_outside o JOIN {stage} s USING (__row)
+            ) s""",
         {**blame_params, "dataset": ds.id, "file": file},
     )
     by_reason = dict(

@@ -19,9 +19,10 @@ import duckdb
 
 SCHEMA_VERSION = 2
 
-# Each event keeps what only it knows; what every row of one file shares (dataset, agency,
-# kind, the file's path) is stored once per file in ``event_files``, which saves a load about a
-# third of its writing. Readers query the ``events`` view, which joins the two back up.
+# Each event keeps what only it knows, and its ward by number; what every row of one file shares
+# (dataset, agency, kind, the file's path) is stored once per file in ``event_files``. That
+# saves a load about a third of its writing. Readers query the ``events`` view, which joins
+# them back up.
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -31,7 +32,8 @@ CREATE TABLE IF NOT EXISTS wards (
     population DOUBLE,
     area_km2 DOUBLE NOT NULL,
     geom_wkb BLOB NOT NULL,
-    geojson VARCHAR NOT NULL
+    geojson VARCHAR NOT NULL,
+    ward_no SMALLINT NOT NULL UNIQUE  -- the ward's position in the loaded boundary file
 );
 CREATE TABLE IF NOT EXISTS event_files (
     file_no INTEGER PRIMARY KEY,
@@ -50,13 +52,13 @@ CREATE TABLE IF NOT EXISTS event_rows (
     weight DOUBLE NOT NULL,
     record_id VARCHAR,
     h3 UBIGINT NOT NULL,
-    ward_code VARCHAR NOT NULL,
+    ward_no SMALLINT NOT NULL,
     source_row BIGINT NOT NULL
 );
 CREATE OR REPLACE VIEW events AS
 SELECT f.dataset, coalesce(r.agency, f.agency) AS agency, f.kind, r.category, r.ts, r.lat, r.lon,
-       r.weight, r.record_id, r.h3, r.ward_code, f.source_file, r.source_row
-FROM event_rows r JOIN event_files f USING (file_no);
+       r.weight, r.record_id, r.h3, w.code AS ward_code, f.source_file, r.source_row
+FROM event_rows r JOIN event_files f USING (file_no) JOIN wards w USING (ward_no);
 CREATE TABLE IF NOT EXISTS quarantine (
     dataset VARCHAR NOT NULL,
     source_file VARCHAR NOT NULL,
