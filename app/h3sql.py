@@ -37,6 +37,7 @@ _DEG = math.pi / 180.0
 # ward, so the margin only guards against rounding.
 _MARGIN_DEG = 0.01
 _KEY_BIAS = 1 << 24  # face coordinates of coarse cells are far smaller than this
+_KEY_MASK = (1 << 25) - 1
 
 
 @dataclass(frozen=True)
@@ -254,6 +255,41 @@ def cell_sql(plan: H3Plan, point: str, cell: str) -> tuple[str, dict]:
         params[f"h3_d_{top}"] = _rotated_digits(top, n)
         digits.append(f"$h3_d_{top}[{cell}.rot * {size} + {point}.__g{top} + 1]")
     return f"CAST({cell}.high | {' | '.join(digits)} AS UBIGINT)", params
+
+
+def flag_sql(plan: H3Plan, flags: np.ndarray, key: str) -> tuple[str, dict]:
+    """SQL that is true where the coarse cell whose key is ``key`` has its flag set (``flags``
+    is aligned with the plan's table), and false for a cell the table lacks.
+
+    The flags travel as one bound bit string indexed by the cell's place in its face's rectangle
+    of coordinates: a lookup that costs the same however many cells the study area has, where a
+    list or a join would not.
+    """
+    keys = np.asarray(plan.table["key"], dtype=np.int64)
+    face, i, j = keys >> 50, ((keys >> 25) & _KEY_MASK) - _KEY_BIAS, (keys & _KEY_MASK) - _KEY_BIAS
+    bits = []
+    whens = []
+    offset = 0
+    for f in np.unique(face):
+        on = face == f
+        i0, j0 = int(i[on].min()), int(j[on].min())
+        height = int(j[on].max()) - j0 + 1
+        size = (int(i[on].max()) - i0 + 1) * height
+        grid = np.zeros(size, dtype=bool)
+        grid[(i[on] - i0) * height + (j[on] - j0)] = np.asarray(flags, dtype=bool)[on]
+        bits.append(grid)
+        ki = f"((({key}) >> 25) & {_KEY_MASK}) - {_KEY_BIAS + i0}"
+        kj = f"(({key}) & {_KEY_MASK}) - {_KEY_BIAS + j0}"
+        whens.append(
+            f"WHEN {int(f)} THEN {kj} BETWEEN 0 AND {height - 1} AND {ki} BETWEEN 0 AND {size // height - 1} "
+            f"AND get_bit($h3_flags::BIT, CAST({offset} + ({ki}) * {height} + {kj} AS INTEGER)) = 1"
+        )
+        offset += size
+    if not whens:
+        return "FALSE", {}
+    flat = np.concatenate(bits)
+    sql = f"coalesce(CASE ({key}) >> 50 {' '.join(whens)} END, FALSE)"
+    return sql, {"h3_flags": "".join(np.where(flat, "1", "0"))}
 
 
 def _square_distance(x: str, y: str, z: str) -> str:

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from app.boundaries import Wards
 from app.h3cells import latlng_to_cells, parent_np
-from app.h3sql import cell_sql, digit_columns, digits_sql, plan_for_region
+from app.h3sql import cell_sql, digit_columns, digits_sql, flag_sql, plan_for_region
 from app.ward_index import WardIndex
 
 _CELLS = "__cells"  # the temp table of the study area's coarse cells
@@ -53,6 +53,7 @@ class Placer:
         self.plan = plan_for_region(wards.bounds, index.res)
         high = np.asarray(self.plan.table["high"], dtype=np.int64).astype(np.uint64)
         ward = index.cell_values(parent_np(high, index.res))
+        self.interior = ward >= 0  # coarse cells wholly inside one ward
         lookup = self.plan.table.append_column("ward", pa.array(ward, type=pa.int32()))  # noqa: F841
         con.execute(f"CREATE OR REPLACE TEMP TABLE {_CELLS} AS SELECT * FROM lookup")
 
@@ -60,6 +61,12 @@ class Placer:
         """A query over ``source`` that keeps the ``keep`` columns and adds what ``place``
         needs of each point: its fine digits and its coarse cell's key (``app.h3sql``)."""
         return digits_sql(self.plan, source, lat, lng, keep)
+
+    def interior_sql(self, key: str) -> tuple[str, dict]:
+        """SQL that is true where the coarse cell with key ``key`` (a column ``digits`` adds)
+        lies wholly inside one ward, so that every valid point in it will be loaded, and its
+        parameters. It needs no join, so it can run in the reading pass."""
+        return flag_sql(self.plan, self.interior, key)
 
     @property
     def digit_columns(self) -> list[str]:

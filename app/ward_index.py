@@ -118,6 +118,8 @@ class WardIndex:
         with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
             while len(todo):
                 todo = todo[starts[todo] + rank < ends[todo]]
+                if not len(todo):
+                    break
                 cand = self.edge_wards[starts[todo] + rank]
                 order = np.argsort(cand, kind="stable")
                 wards, firsts = np.unique(cand[order], return_index=True)

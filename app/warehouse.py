@@ -118,9 +118,14 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     reloaded from their files, which the catalogue still names)."""
     version = stored_schema_version(con)
     if version is not None and version != SCHEMA_VERSION:
-        con.execute("DROP VIEW IF EXISTS events")
-        for table in ("events", "event_rows", "event_files", "quarantine", "datasets", "wards", "meta"):
-            con.execute(f"DROP TABLE IF EXISTS {table}")
+        found = con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
+        views = {r[0] for r in found}
+        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        for name in ("events", "event_rows", "event_files", "quarantine", "datasets", "wards", "meta"):
+            if name in views:
+                con.execute(f"DROP VIEW {name}")
+            elif name in tables:
+                con.execute(f"DROP TABLE {name}")
     con.execute(SCHEMA)
     con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
 
