@@ -3,8 +3,13 @@ parallel pass with no round trip through Python.
 
 It follows ``app.h3vec`` (a numpy port of H3, checked against h3-py): the closest icosahedron
 face, the gnomonic projection onto it, rounding to the hex that holds the point, then one
-aperture-7 step per resolution, each giving one digit. Two speed-ups make it cheap in SQL:
+aperture-7 step per resolution, each giving one digit. Three speed-ups make it cheap in SQL:
 
+- The projection as dot products. H3 reaches the point's place on the face by an arc cosine,
+  an azimuth and a tangent; the same gnomonic projection is three dot products with the face's
+  centre and axes. The two differ by rounding only, far less than a millionth of a hex, so a
+  point whose hex that could change (one within a guard band of a hex edge: a few in a
+  hundred thousand) is left to the exact path, and no other point can land in another cell.
 - Two levels at once. The child-centre maps of a class II and a class III level multiply to
   7 times the identity, so a cell is 7 times its grandparent plus an offset that the residues of
   its coordinates modulo 7 name: a 49-entry table gives the offset and both digits.
@@ -13,9 +18,9 @@ aperture-7 step per resolution, each giving one digit. Two speed-ups make it che
   the coarse digits, base cell and rotation already folded into the index's high bits. The
   same join hands over whatever else the caller keeps per coarse cell (its ward).
 
-A point outside the region's box, or in a coarse cell the table lacks (a pentagon's base cell,
-say), gets NULL; the caller places it with ``app.h3cells`` and checks a sample of every pass
-against h3-py.
+A point outside the region's box, in a coarse cell the table lacks (a pentagon's base cell,
+say) or in a guard band gets NULL; the caller places it with ``app.h3cells`` and checks a
+sample of every pass against h3-py.
 """
 
 from __future__ import annotations
@@ -158,11 +163,11 @@ def digit_columns(plan: H3Plan) -> list[str]:
 
 def digits_sql(plan: H3Plan, source: str, lat: str, lng: str, keep: list[str]) -> tuple[str, dict]:
     """A query over ``source`` giving the ``keep`` columns, the point's fine digits
-    (``digit_columns``) and ``__key``, its coarse cell's key in the plan's table (NULL outside the
-    box). Only projections: the rows come out in the order they went in, so a table made from
-    it keeps its source's order.
+    (``digit_columns``) and ``__key``, its coarse cell's key in the plan's table: NULL outside
+    the box, -1 (a key no cell has) in a guard band. Only projections: the rows come out in the
+    order they went in, so a table made from it keeps its source's order.
     """
-    xyz, flat, flng, faz = h3vec._icosahedron()
+    xyz = h3vec._icosahedron()[0]
     params: dict = {}
     lat_min, lat_max, lng_min, lng_max = plan.box
     k = "".join(f"{c}, " for c in keep)
@@ -189,24 +194,19 @@ def digits_sql(plan: H3Plan, source: str, lat: str, lng: str, keep: list[str]) -
         least = f"least({', '.join(f'__s{f}' for f in plan.faces)})"
         face = "CASE " + " ".join(f"WHEN __s{f} = {least} THEN {f}" for f in plan.faces) + " END"
     layers.append(f"SELECT {k}__la, __ln, __cla, __vx, __vy, __vz, {face} AS __face FROM ({{prev}})")
-    fx, fy, fz = (_by_face(plan, xyz[:, a]) for a in range(3))
-    fla, fln, faz_sql = _by_face(plan, flat), _by_face(plan, flng), _by_face(plan, faz)
-    sqd = _square_distance(fx, fy, fz)
-    azimuth = (
-        f"atan2(__cla * sin(__ln - {fln}), cos({fla}) * sin(__la) - sin({fla}) * __cla * cos(__ln - {fln}))"
-    )
-    layers.append(f"SELECT {k}__face, acos(1 - {sqd} / 2) AS __r0, {_pos(azimuth)} AS __az FROM ({{prev}})")
-    theta = _pos(f"{faz_sql} - __az")
-    if _RES % 2 == 1:
-        theta = _pos(f"{theta} - {_f(h3vec.AP7_ROT_RADS)}")
-    # Multiplied one factor at a time, as H3 does, so the rounding is the same.
-    scaled = f"tan(__r0) / {_f(h3vec.RES0_U_GNOMONIC)}" + f" * {_f(h3vec.SQRT7)}" * _RES
-    layers.append(f"SELECT {k}__face, {theta} AS __theta, {scaled} AS __r FROM ({{prev}})")
+    centre, i_axis, j_axis = _face_frames(_RES)
+    sqd = _square_distance(*(_by_face(plan, xyz[:, a]) for a in range(3)))
     layers.append(
-        f"SELECT {k}__face, CASE WHEN __r < 1e-16 THEN 0.0 ELSE __r * cos(__theta) END AS __x, "
-        f"CASE WHEN __r < 1e-16 THEN 0.0 ELSE __r * sin(__theta) END AS __y FROM ({{prev}})"
+        f"SELECT {k}__face, {sqd} AS __sqd, {_dot(plan, centre)} AS __vc, {_dot(plan, i_axis)} AS __vi, "
+        f"{_dot(plan, j_axis)} AS __vj FROM ({{prev}})"
+    )
+    scale = _f(_gnomonic_scale(_RES))
+    layers.append(
+        f"SELECT {k}__face, {scale} * __vi / __vc AS __x, {scale} * __vj / __vc AS __y, "
+        f"{_f(_GUARD_FLAT)} + {_f(_GUARD_NEAR)} / greatest(sqrt(__sqd), 1e-300) AS __w FROM ({{prev}})"
     )
     layers.extend(_hex2d_layers(k))
+    k += "__risky, "
     names: list[str] = []
     for top, n in _fine_groups(plan.res):
         carried = "".join(f"{g}, " for g in names)
@@ -237,9 +237,10 @@ def digits_sql(plan: H3Plan, source: str, lat: str, lng: str, keep: list[str]) -
         names.append(name)
     # A group's digits index a table of at most 49 entries: a small type is cheaper to store.
     carried = "".join(f"CAST({g} AS UTINYINT) AS {g}, " for g in names)
+    k = k.removesuffix("__risky, ")
     layers.append(
-        f"SELECT {k}{carried}(__face::BIGINT << 50) | ((__i + {_KEY_BIAS}) << 25) | (__j + {_KEY_BIAS}) "
-        "AS __key FROM ({prev})"
+        f"SELECT {k}{carried}CASE WHEN __risky THEN -1 ELSE (__face::BIGINT << 50) "
+        f"| ((__i + {_KEY_BIAS}) << 25) | (__j + {_KEY_BIAS}) END AS __key FROM ({{prev}})"
     )
     return _compose(layers), params
 
@@ -359,26 +360,67 @@ def _compose(layers: list[str]) -> str:
     return sql
 
 
-def _pos(angle: str) -> str:
-    """H3's _posAngleRads: an angle brought into [0, 2 pi)."""
-    two_pi = _f(2 * math.pi)
-    return (
-        f"(CASE WHEN ({angle}) < 0 THEN ({angle}) + {two_pi} "
-        f"WHEN ({angle}) >= {two_pi} THEN ({angle}) - {two_pi} ELSE ({angle}) END)"
-    )
+@functools.cache
+def _face_frames(res: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per face: its centre and the two axes of its hex grid at ``res``, as unit vectors.
+
+    H3 projects a point at angle r from the face's centre and azimuth az to the polar point
+    (tan r, theta = az_face - az), turned back by the aperture-7 angle at odd resolutions. In
+    vectors that is the gnomonic projection: with v the point's unit vector and c the centre,
+    x = v.I / v.c and y = v.J / v.c, where I is the unit tangent at c at azimuth az_face and J
+    the one 90 degrees clockwise from it. Three dot products replace seven trigonometric calls.
+    """
+    xyz, lat, lng, az = h3vec._icosahedron()
+    north = np.stack([-np.sin(lat) * np.cos(lng), -np.sin(lat) * np.sin(lng), np.cos(lat)], axis=1)
+    east = np.stack([-np.sin(lng), np.cos(lng), np.zeros_like(lng)], axis=1)
+    a = (az - (h3vec.AP7_ROT_RADS if res % 2 == 1 else 0.0))[:, None]
+    return xyz, np.cos(a) * north + np.sin(a) * east, np.sin(a) * north - np.cos(a) * east
+
+
+def _gnomonic_scale(res: int) -> float:
+    """From tan r to hex units at ``res``, multiplied as H3 does."""
+    scale = 1.0 / h3vec.RES0_U_GNOMONIC
+    for _ in range(res):
+        scale *= h3vec.SQRT7
+    return scale
+
+
+# How far H3's own x and y (arc cosine, azimuth, tangent, in doubles) can be from the gnomonic
+# ones: about 4.7e-9 / s + 6e-8 hex units at resolution 15 by an error analysis, where s is the
+# chord from the face's centre (the arc cosine loses precision near it). Measured on 4M points
+# over every face: at most a tenth of that. A point whose rounding in _hex2dToCoordIJK is decided
+# within 50 times that bound (the widths below) is left to numpy, so the fast projection never
+# puts a point in another cell than H3 does.
+_GUARD_FLAT = 3e-6
+_GUARD_NEAR = 2.5e-7
+
+
+def _dot(plan: H3Plan, vectors: np.ndarray) -> str:
+    """The dot product of the point's unit vector with the row's face's vector."""
+    x, y, z = (_by_face(plan, vectors[:, a]) for a in range(3))
+    return f"(__vx * {x} + __vy * {y} + __vz * {z})"
 
 
 def _hex2d_layers(k: str) -> list[str]:
-    """H3's _hex2dToCoordIJK: the hex holding (x, y) in the face's grid, as axial (i, j)."""
+    """H3's _hex2dToCoordIJK: the hex holding (x, y) in the face's grid, as axial (i, j), and
+    ``__risky``: whether any of its decisions lies within ``__w`` of its threshold, where a
+    projection that far off could have decided otherwise."""
     rsin60 = _f(h3vec.RSIN60)
     third, two_thirds = _f(1.0 / 3.0), _f(2.0 / 3.0)
+    margins = [
+        "abs(__x)", "abs(__y)", "__r1", "1.0 - __r1", "__r2", "1.0 - __r2",
+        f"abs(__r1 - {third})", "abs(__r1 - 0.5)", f"abs(__r1 - {two_thirds})",
+        "abs(__r2 - (1.0 + __r1) / 2.0)", "abs(__r2 - (1.0 - __r1))", "abs(__r2 - 2.0 * __r1)",
+        "abs(__r2 - (2.0 * __r1 - 1.0))", "abs(__r2 - __r1 / 2.0)",
+    ]  # fmt: skip
+    risky = "(" + " OR ".join(f"{m} < __w" for m in margins) + ") AS __risky"  # faster than least()
     return [
-        f"SELECT {k}__face, __x, __y, abs(__x) + abs(__y) * {rsin60} / 2.0 AS __x1, "
+        f"SELECT {k}__face, __x, __y, __w, abs(__x) + abs(__y) * {rsin60} / 2.0 AS __x1, "
         f"abs(__y) * {rsin60} AS __x2 FROM ({{prev}})",
-        f"SELECT {k}__face, __x, __y, CAST(trunc(__x1) AS BIGINT) AS __m1, "
+        f"SELECT {k}__face, __x, __y, __w, CAST(trunc(__x1) AS BIGINT) AS __m1, "
         f"CAST(trunc(__x2) AS BIGINT) AS __m2, __x1 - trunc(__x1) AS __r1, "
         f"__x2 - trunc(__x2) AS __r2 FROM ({{prev}})",
-        f"SELECT {k}__face, __x, __y, "
+        f"SELECT {k}__face, __x, __y, {risky}, "
         f"__m1 + CASE WHEN __r1 < {third} THEN 0 WHEN __r1 >= {two_thirds} THEN 1 "
         "WHEN __r1 < 0.5 THEN CASE WHEN (1.0 - __r1) <= __r2 AND __r2 < 2.0 * __r1 THEN 1 ELSE 0 END "
         "ELSE CASE WHEN (2.0 * __r1 - 1.0) < __r2 AND __r2 < (1.0 - __r1) THEN 0 ELSE 1 END END AS __i, "
@@ -386,9 +428,9 @@ def _hex2d_layers(k: str) -> list[str]:
         f"WHEN __r1 >= {two_thirds} THEN CASE WHEN __r2 >= __r1 / 2.0 THEN 1 ELSE 0 END "
         "ELSE CASE WHEN __r2 >= (1.0 - __r1) THEN 1 ELSE 0 END END AS __j FROM ({prev})",
         # Fold across the axes for the other quadrants.
-        f"SELECT {k}__face, __y, __j, CASE WHEN __x >= 0.0 THEN __i "
+        f"SELECT {k}__face, __y, __risky, __j, CASE WHEN __x >= 0.0 THEN __i "
         "WHEN __j % 2 = 0 THEN __i - 2 * (__i - __j // 2) "
         "ELSE __i - (2 * (__i - (__j + 1) // 2) + 1) END AS __i FROM ({prev})",
-        f"SELECT {k}__face, CASE WHEN __y < 0.0 THEN __i - (2 * __j + 1) // 2 ELSE __i END AS __i, "
+        f"SELECT {k}__face, __risky, CASE WHEN __y < 0.0 THEN __i - (2 * __j + 1) // 2 ELSE __i END AS __i, "
         "CASE WHEN __y < 0.0 THEN -__j ELSE __j END AS __j FROM ({prev})",
     ]

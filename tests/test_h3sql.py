@@ -101,6 +101,38 @@ def test_a_region_at_a_face_edge_is_left_to_the_exact_path():
     assert np.all((got == 0) | (got == expected))
 
 
+def test_points_on_cell_edges_are_exact_or_left_to_numpy():
+    """The SQL projects with dot products, not H3's own trigonometry, and defers a point whose
+    rounding is too close to call: vertices and edge midpoints of resolution-15 cells, where
+    the two could round differently, come back NULL or as h3-py's cell, never another."""
+    rng = np.random.default_rng(3)
+    minx, miny, maxx, maxy = REGIONS["inner london"]
+    plan = plan_for_region(REGIONS["inner london"], 10)
+    lat, lng = [], []
+    for a, b in zip(rng.uniform(miny, maxy, 300), rng.uniform(minx, maxx, 300), strict=True):
+        ring = h3.cell_to_boundary(h3.latlng_to_cell(a, b, 15))
+        for (la1, ln1), (la2, ln2) in zip(ring, ring[1:] + ring[:1], strict=True):
+            lat += [la1, (la1 + la2) / 2]
+            lng += [ln1, (ln1 + ln2) / 2]
+    lat, lng = np.array(lat), np.array(lng)
+    got = _sql_cells(plan, lat, lng)
+    expected = _h3py(lat, lng)
+    placed = got != 0
+    np.testing.assert_array_equal(got[placed], expected[placed])
+    assert placed.mean() < 0.5, "points on an edge are deferred, not guessed"
+
+
+def test_many_random_points_equal_h3py():
+    plan = plan_for_region(REGIONS["new york"], 9)
+    rng = np.random.default_rng(11)
+    minx, miny, maxx, maxy = REGIONS["new york"]
+    lat, lng = rng.uniform(miny, maxy, 200_000), rng.uniform(minx, maxx, 200_000)
+    got = _sql_cells(plan, lat, lng)
+    placed = got != 0
+    assert placed.mean() > 0.999
+    np.testing.assert_array_equal(got[placed], _h3py(lat[placed], lng[placed]))
+
+
 @pytest.mark.parametrize("top", [15, 14, 3, 2])
 def test_two_level_offsets_are_a_complete_residue_system(top):
     oi, oj, digits = _pair_table(top)
