@@ -13,8 +13,11 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import mmap
+import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -67,10 +70,14 @@ def uploads_path(db_path: str | Path) -> Path:
 
 
 def file_sha256(path: Path) -> str:
+    """The file's SHA-256, hashed from a memory map in one call: the GIL is released for the
+    whole file, so hashing runs beside Python work in another thread instead of queueing for
+    the GIL block by block."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+        if os.fstat(handle.fileno()).st_size:
+            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                digest.update(mapped)
     return digest.hexdigest()
 
 
@@ -102,12 +109,18 @@ def load(
     catalog = load_catalog(catalog_path, uploads_path(db_path))
     progress = progress or (lambda _msg, _frac: None)
     boundary_hash = file_sha256(catalog.study_area.boundaries)
-    file_hashes = {d.id: [file_sha256(f) for f in d.files] for d in catalog.datasets}
     db_path.parent.mkdir(parents=True, exist_ok=True)
 
     with load_lock(db_path):
         previous = _stored_state(db_path)
         boundaries_changed = force or previous.get("boundary_hash") != boundary_hash
+        # New boundaries reload every dataset, so their ward index is needed for sure: build it
+        # while the data files are hashed (hashing releases the GIL; the two share the cores).
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            hashing = pool.submit(lambda: {d.id: [file_sha256(f) for f in d.files] for d in catalog.datasets})
+            new_wards = _read_wards(catalog) if boundaries_changed else None
+            index = WardIndex(new_wards) if new_wards is not None else None
+            file_hashes = hashing.result()
         todo = [
             d
             for d in catalog.datasets
@@ -118,15 +131,15 @@ def load(
         study_area: dict = previous.get("study_area", {})
         if todo or obsolete or boundaries_changed:
             with writable_copy(db_path) as con:
-                if boundaries_changed:
-                    wards = _load_wards(con, catalog, boundary_hash)
+                if new_wards is not None:
+                    wards = _store_wards(con, new_wards, boundary_hash)
                 else:
                     wards = _stored_wards(con)
                 study_area = _study_area_summary(catalog, wards)
                 con.execute("INSERT OR REPLACE INTO meta VALUES ('study_area', ?)", [json.dumps(study_area)])
                 for ds_id in sorted(obsolete):
                     _drop_dataset(con, ds_id)
-                placer = Placer(con, wards, WardIndex(wards)) if todo else None
+                placer = Placer(con, wards, index or WardIndex(wards)) if todo else None
                 for i, ds in enumerate(todo):
                     progress(f"{ds.id} ({i + 1}/{len(todo)})", i / len(todo))
                     hashes = file_hashes[ds.id]
@@ -195,11 +208,14 @@ def _totals(reports: list[dict]) -> dict:
 # Wards
 
 
-def _load_wards(con: duckdb.DuckDBPyConnection, catalog: Catalog, boundary_hash: str) -> Wards:
+def _read_wards(catalog: Catalog) -> Wards:
     try:
-        wards = read_wards(catalog.study_area)
+        return read_wards(catalog.study_area)
     except BoundaryError as exc:
         raise LoadError(str(exc)) from exc
+
+
+def _store_wards(con: duckdb.DuckDBPyConnection, wards: Wards, boundary_hash: str) -> Wards:
     frame = wards.frame()
     frame["ward_no"] = range(len(frame))  # the position every load places points by
     con.execute("BEGIN TRANSACTION")
