@@ -295,6 +295,43 @@ def test_reload_is_idempotent_and_changes_replace_only_their_dataset(area):
     third = run(area, catalog, {"calls.csv": GOOD_CSV + "51.5,-0.15,2024-03-01 09:00:00,x\n"})
     assert [d["status"] for d in third["datasets"]] == ["loaded", "unchanged"]
     assert len(events(area, "calls")) == 4 and len(events(area, "visits")) == 3
+    # Wards are stored by number: a later load numbers them as the first did.
+    assert [r[1] for r in events(area, "calls")] == ["W1", "E1", "E1", "W1"]
+    assert [r[1] for r in events(area, "visits")] == ["W1", "E1", "E1"]
+
+
+def test_a_warehouse_of_an_older_schema_is_rebuilt(area):
+    run(area, HEADER + dataset(), {"calls.csv": GOOD_CSV})
+    with connect(area / "w.duckdb") as con:  # the first schema kept events in one table
+        con.execute("DROP VIEW events")
+        con.execute("CREATE TABLE events AS SELECT 'stale' AS dataset")
+        con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    d = only(load(area / "catalog.toml", area / "w.duckdb", now=dt.datetime(2025, 1, 1)))
+    assert d["status"] == "loaded"  # not "unchanged": nothing stored in the old schema is trusted
+    assert events(area) == [(1, "W1", "noise"), (2, "E1", "noise"), (3, "E1", "unknown")]
+    with connect(area / "w.duckdb", read_only=True) as con:
+        kinds = dict(con.execute("SELECT table_name, table_type FROM information_schema.tables").fetchall())
+        columns = [r[0] for r in con.execute("DESCRIBE events").fetchall()]
+    assert kinds["events"] == "VIEW"
+    assert columns == [
+        "dataset", "agency", "kind", "category", "ts", "lat", "lon", "weight", "record_id", "h3",
+        "ward_code", "source_file", "source_row",
+    ]  # fmt: skip
+
+
+def test_agency_column_names_each_rows_agency_and_the_dataset_fills_blanks(area):
+    csv = (
+        "lat,lon,when,type,by\n"
+        "51.5,-0.15,2024-01-02 10:00:00,noise,Fire\n"
+        "51.5,-0.05,2024-01-03 11:00:00,noise,\n"
+    )
+    d = only(run(area, HEADER + dataset(agency_column="by"), {"calls.csv": csv}))
+    assert d["rows_loaded"] == 2
+    with connect(area / "w.duckdb", read_only=True) as con:
+        rows = con.execute("SELECT source_row, agency FROM events ORDER BY 1").fetchall()
+        own = con.execute("SELECT agency FROM event_rows ORDER BY source_row").fetchall()
+    assert rows == [(1, "Fire"), (2, "Police")]
+    assert own == [("Fire",), (None,)]  # the dataset's own agency is not repeated per row
 
 
 def test_a_crash_mid_dataset_rolls_that_dataset_back(area, monkeypatch):
@@ -384,8 +421,14 @@ def test_sql_placement_equals_the_numpy_path_and_h3py(area, monkeypatch):
         with connect(area / "w.duckdb", read_only=True) as con:
             return con.execute("SELECT source_row, h3, ward_code, lat, lon FROM events ORDER BY 1").fetchall()
 
+    def quarantined() -> list[tuple]:
+        with connect(area / "w.duckdb", read_only=True) as con:
+            sql = "SELECT source_row, reason, column_name, raw FROM quarantine ORDER BY 1"
+            return con.execute(sql).fetchall()
+
     fast = only(run(area, catalog, {"calls.csv": "lat,lon,when,type\n" + body}))
-    fast_rows = stored()
+    fast_rows, fast_quarantine = stored(), quarantined()
+    assert all(raw is not None for *_, raw in fast_quarantine)
     assert fast["rows_loaded"] + fast["rows_quarantined"] == n
     assert fast["rows_quarantined"] > 0  # the box reaches past both wards
     for row, cell, _ward, a, b in fast_rows[::97]:
@@ -394,4 +437,5 @@ def test_sql_placement_equals_the_numpy_path_and_h3py(area, monkeypatch):
     monkeypatch.setattr(placement.Placer, "_sample_agrees", lambda *_args: False)
     slow = only(load(area / "catalog.toml", area / "w.duckdb", now=dt.datetime(2025, 1, 1), force=True))
     assert stored() == fast_rows
+    assert quarantined() == fast_quarantine  # raw rows too, though the first pass left some out
     assert slow["quarantined_by_reason"] == fast["quarantined_by_reason"]
