@@ -30,12 +30,12 @@ from app.h3cells import latlng_to_cells, parent_np
 _MIN_RES, _MAX_RES = 7, 11
 _CELLS_PER_WARD = 60  # enough cells per ward that most of its points fall in interior cells
 _WORKERS = min(4, os.cpu_count() or 1)
+_SIMPLIFY = 1 / 16  # outline simplification, in margins
 _SPILL = 0.35  # margin, in edge lengths of the index resolution (measured spill: 0.19)
 
 
 def _cells(geom: shapely.Geometry, res: int, contain: str) -> set[int]:
-    """Cells of ``geom`` under H3's containment mode; for "overlap", also the cells of every
-    vertex, so that a fragment smaller than a cell (an island, a sliver) is never missed."""
+    """Cells of ``geom`` under H3's containment mode."""
     out: set[int] = set()
     if geom.is_empty:
         return out
@@ -43,9 +43,17 @@ def _cells(geom: shapely.Geometry, res: int, contain: str) -> set[int]:
     for poly in polys:
         shape = h3.geo_to_h3shape(shapely.geometry.mapping(poly))
         out.update(h3.str_to_int(c) for c in h3.h3shape_to_cells_experimental(shape, res, contain))
-    if contain == "overlap":
-        xy = shapely.get_coordinates(geom)
-        out.update(int(c) for c in latlng_to_cells(xy[:, 1], xy[:, 0], res))
+    return out
+
+
+def _vertex_cells(geoms: list[shapely.Geometry], res: int) -> list[set[int]]:
+    """Per geometry, the cells of its vertices, so that a fragment smaller than a cell (an
+    island, a sliver) is never missed; one vectorised call for all of them."""
+    xy, owner = shapely.get_coordinates(np.array(geoms, dtype=object), return_index=True)
+    cells = latlng_to_cells(xy[:, 1], xy[:, 0], res) if len(xy) else np.zeros(0, dtype=np.uint64)
+    out: list[set[int]] = [set() for _ in geoms]
+    for i, cell in zip(owner.tolist(), cells.tolist(), strict=True):
+        out[i].add(cell)
     return out
 
 
@@ -59,10 +67,12 @@ class WardIndex:
         shapely.prepare(self.geoms)
         inner: dict[int, int] = {}
         touching: dict[int, list[int]] = defaultdict(list)
+        outlines = [_grown_and_shrunk(geom, self.margin) for geom in wards.geoms]
+        grown_vertices = _vertex_cells([grown for grown, _ in outlines], res)
+        vertices = _vertex_cells(list(wards.geoms), res)
         for w, geom in enumerate(wards.geoms):
-            grown = _polygonal_buffer(geom, self.margin)
-            shrunk = _polygonal_buffer(geom, -self.margin)
-            for cell in _cells(grown, res, "overlap"):
+            grown, shrunk = outlines[w]
+            for cell in _cells(grown, res, "overlap") | grown_vertices[w] | vertices[w]:
                 touching[cell].append(w)
             full = np.array(sorted(_cells(shrunk, res, "full")), dtype=np.uint64)
             for cell in full[_cells_within(full, geom, self.margin)]:
@@ -161,6 +171,23 @@ def _cells_within(cells: np.ndarray, geom: shapely.Geometry, margin: float) -> n
     grown = shapely.buffer(polys, margin, quad_segs=2, join_style="mitre")
     shapely.prepare(geom)
     return shapely.contains(geom, grown)
+
+
+def _grown_and_shrunk(geom: shapely.Geometry, margin: float) -> tuple[shapely.Geometry, shapely.Geometry]:
+    """The ward grown and shrunk by the margin. GEOS takes tens of milliseconds to buffer a
+    detailed outline (a coastline of thousands of vertices), so both are buffered from an
+    outline simplified to a quarter of the margin, by the margin plus how far the simplified
+    outline strays from the true one (measured at every true vertex, and at least half the
+    margin). The grown one then still covers every point within the margin of the ward; the
+    shrunk one need not be exact, as every interior cell is checked against the true polygon."""
+    tolerance = margin * _SIMPLIFY
+    simple = shapely.simplify(geom, tolerance, preserve_topology=True)
+    xy = shapely.get_coordinates(geom)
+    if len(shapely.get_coordinates(simple)) == len(xy):  # nothing to simplify: buffer as it is
+        return _polygonal_buffer(geom, margin), _polygonal_buffer(geom, -margin)
+    strayed = float(shapely.distance(simple, shapely.points(xy)).max())
+    slack = max(2 * tolerance, strayed + tolerance)
+    return _polygonal_buffer(simple, margin + slack), _polygonal_buffer(simple, -(margin + slack))
 
 
 def _polygonal_buffer(geom: shapely.Geometry, distance: float) -> shapely.Geometry:

@@ -84,3 +84,18 @@ def test_small_detailed_polygons_of_inner_london():
     lat, lng = rng.uniform(miny, maxy, 100_000), rng.uniform(minx, maxx, 100_000)
     got = index.assign(latlng_to_cells(lat, lng), lat, lng)
     np.testing.assert_array_equal(got, brute_force(wards, lat, lng))
+
+
+@pytest.mark.realdata
+def test_detailed_coastlines_are_simplified_without_losing_a_point():
+    """New York's council districts have tens of thousands of coastline vertices: the index
+    buffers simplified outlines, and must still send every point near a shore to its ward."""
+    wards = read_wards(StudyArea("nyc", REALDATA / "nyc-311-nypd" / "nycc_20a.shp", "CounDist", "CounDist"))
+    index = WardIndex(wards)
+    rng = np.random.default_rng(8)
+    minx, miny, maxx, maxy = wards.bounds
+    near_lat, near_lng = _near_boundaries(wards, rng, 100_000)
+    lat = np.concatenate([rng.uniform(miny, maxy, 100_000), near_lat])
+    lng = np.concatenate([rng.uniform(minx, maxx, 100_000), near_lng])
+    got = index.assign(latlng_to_cells(lat, lng), lat, lng)
+    np.testing.assert_array_equal(got, brute_force(wards, lat, lng))
