@@ -132,14 +132,19 @@ def load(
         if todo or obsolete or boundaries_changed:
             with writable_copy(db_path) as con:
                 if new_wards is not None:
-                    wards = _store_wards(con, new_wards, boundary_hash)
+                    wards = _store_wards(con, new_wards, boundary_hash, index)
                 else:
                     wards = _stored_wards(con)
+                    index = _stored_index(con, wards) if todo else None
                 study_area = _study_area_summary(catalog, wards)
                 con.execute("INSERT OR REPLACE INTO meta VALUES ('study_area', ?)", [json.dumps(study_area)])
                 for ds_id in sorted(obsolete):
                     _drop_dataset(con, ds_id)
-                placer = Placer(con, wards, index or WardIndex(wards)) if todo else None
+                if todo and index is None:  # stored by an older version: build and keep it
+                    index = WardIndex(wards)
+                    con.execute("DELETE FROM ward_index")
+                    con.execute("INSERT INTO ward_index VALUES (?)", [index.to_bytes()])
+                placer = Placer(con, wards, index) if todo else None
                 for i, ds in enumerate(todo):
                     progress(f"{ds.id} ({i + 1}/{len(todo)})", i / len(todo))
                     hashes = file_hashes[ds.id]
@@ -215,7 +220,7 @@ def _read_wards(catalog: Catalog) -> Wards:
         raise LoadError(str(exc)) from exc
 
 
-def _store_wards(con: duckdb.DuckDBPyConnection, wards: Wards, boundary_hash: str) -> Wards:
+def _store_wards(con: duckdb.DuckDBPyConnection, wards: Wards, boundary_hash: str, index: WardIndex) -> Wards:
     frame = wards.frame()
     frame["ward_no"] = range(len(frame))  # the position every load places points by
     con.execute("BEGIN TRANSACTION")
@@ -225,9 +230,18 @@ def _store_wards(con: duckdb.DuckDBPyConnection, wards: Wards, boundary_hash: st
     con.unregister("frame")
     con.execute("INSERT OR REPLACE INTO meta VALUES ('boundary_hash', ?)", [boundary_hash])
     con.execute("INSERT OR REPLACE INTO meta VALUES ('boundary_notes', ?)", [json.dumps(wards.notes)])
+    con.execute("DELETE FROM ward_index")
+    con.execute("INSERT INTO ward_index VALUES (?)", [index.to_bytes()])
     # Every dataset's ward codes depend on the boundaries: they are all reloaded below.
     con.execute("COMMIT")
     return wards
+
+
+def _stored_index(con: duckdb.DuckDBPyConnection, wards: Wards) -> WardIndex | None:
+    """The ward index stored with the boundaries, unless a version that classes cells
+    differently stored it."""
+    found = con.execute("SELECT data FROM ward_index").fetchall()
+    return WardIndex.from_bytes(wards, found[0][0]) if found else None
 
 
 def _stored_wards(con: duckdb.DuckDBPyConnection) -> Wards:

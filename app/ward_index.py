@@ -15,11 +15,13 @@ edge lengths is, and as touching a ward if that grown hexagon could reach it.
 
 from __future__ import annotations
 
+import io
 import os
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
 import h3
+import h3.api.basic_int as h3_int
 import numpy as np
 import pandas as pd
 import shapely
@@ -31,6 +33,9 @@ _MIN_RES, _MAX_RES = 7, 11
 _CELLS_PER_WARD = 60  # enough cells per ward that most of its points fall in interior cells
 _WORKERS = min(4, os.cpu_count() or 1)
 _SIMPLIFY = 1 / 16  # outline simplification, in margins
+# What a stored index holds; bump the version whenever cells would be classed differently.
+_STORED = ("interior_cells", "interior_ward", "edge_cells", "edge_offsets", "edge_wards")
+INDEX_VERSION = 1
 _SPILL = 0.35  # margin, in edge lengths of the index resolution (measured spill: 0.19)
 
 
@@ -42,7 +47,7 @@ def _cells(geom: shapely.Geometry, res: int, contain: str) -> set[int]:
     polys = geom.geoms if isinstance(geom, shapely.MultiPolygon) else [geom]
     for poly in polys:
         shape = h3.geo_to_h3shape(shapely.geometry.mapping(poly))
-        out.update(h3.str_to_int(c) for c in h3.h3shape_to_cells_experimental(shape, res, contain))
+        out.update(h3_int.h3shape_to_cells_experimental(shape, res, contain))
     return out
 
 
@@ -59,12 +64,41 @@ def _vertex_cells(geoms: list[shapely.Geometry], res: int) -> list[set[int]]:
 
 class WardIndex:
     def __init__(self, wards: Wards, res: int | None = None):
+        self._adopt(wards, res if res is not None else index_resolution(wards))
+        self._classify()
+        self._build_lookup()
+
+    def _adopt(self, wards: Wards, res: int) -> None:
         self.wards = wards
-        self.res = res if res is not None else index_resolution(wards)
-        res = self.res
+        self.res = res
         self.margin = _margin_deg(res, wards.bounds)
         self.geoms = np.array(wards.geoms, dtype=object)
         shapely.prepare(self.geoms)
+
+    def to_bytes(self) -> bytes:
+        """The classified cells, to store beside the boundaries they were built from: building
+        them takes seconds for a detailed city, reading them back milliseconds."""
+        buffer = io.BytesIO()
+        np.savez(
+            buffer, **{name: getattr(self, name) for name in _STORED}, version=INDEX_VERSION, res=self.res
+        )
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, wards: Wards, data: bytes) -> WardIndex | None:
+        """The index ``to_bytes`` stored for these wards, or None if another version stored it."""
+        with np.load(io.BytesIO(data), allow_pickle=False) as stored:
+            if int(stored["version"]) != INDEX_VERSION:
+                return None
+            index = cls.__new__(cls)
+            index._adopt(wards, int(stored["res"]))
+            for name in _STORED:
+                setattr(index, name, stored[name])
+        index._build_lookup()
+        return index
+
+    def _classify(self) -> None:
+        wards, res = self.wards, self.res
         inner: dict[int, int] = {}
         touching: dict[int, list[int]] = defaultdict(list)
         outlines = [_grown_and_shrunk(geom, self.margin) for geom in wards.geoms]
@@ -88,6 +122,8 @@ class WardIndex:
         offsets[1:] = np.cumsum([len(touching[c]) for c in edge])
         self.edge_offsets = offsets
         self.edge_wards = np.array([w for c in edge for w in touching[c]], dtype=np.int32)
+
+    def _build_lookup(self) -> None:
         # One hash lookup serves both kinds of cell: a ward index (>= 0) for an interior cell,
         # -2 - position for an edge cell; cells in neither are outside every ward.
         self._lookup = pd.Index(np.concatenate([self.interior_cells, self.edge_cells]))

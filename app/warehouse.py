@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS wards (
     geojson VARCHAR NOT NULL,
     ward_no SMALLINT NOT NULL UNIQUE  -- the ward's position in the loaded boundary file
 );
+CREATE TABLE IF NOT EXISTS ward_index (data BLOB NOT NULL);  -- app.ward_index, for these wards
 CREATE TABLE IF NOT EXISTS event_files (
     file_no INTEGER PRIMARY KEY,
     dataset VARCHAR NOT NULL,
@@ -121,7 +122,16 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         found = con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
         views = {r[0] for r in found}
         tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-        for name in ("events", "event_rows", "event_files", "quarantine", "datasets", "wards", "meta"):
+        for name in (
+            "events",
+            "event_rows",
+            "event_files",
+            "quarantine",
+            "datasets",
+            "wards",
+            "ward_index",
+            "meta",
+        ):
             if name in views:
                 con.execute(f"DROP VIEW {name}")
             elif name in tables:

@@ -300,6 +300,30 @@ def test_reload_is_idempotent_and_changes_replace_only_their_dataset(area):
     assert [r[1] for r in events(area, "visits")] == ["W1", "E1", "E1"]
 
 
+def test_a_reload_reads_the_stored_ward_index_instead_of_building_it(area, monkeypatch):
+    import app.ward_index as ward_index
+
+    catalog = HEADER + dataset()
+    run(area, catalog, {"calls.csv": GOOD_CSV})
+
+    def no_build(*_args, **_kwargs):
+        raise AssertionError("the ward index was built again")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ward_index.WardIndex, "__init__", no_build)
+        d = only(run(area, catalog, {"calls.csv": GOOD_CSV + "51.5,-0.15,2024-03-01 09:00:00,x\n"}))
+    assert d["status"] == "loaded", d.get("error")
+    assert [r[1] for r in events(area)] == ["W1", "E1", "E1", "W1"]
+    # An index stored by a version that classes cells differently is built again.
+    built = []
+    build = ward_index.WardIndex.__init__
+    monkeypatch.setattr(ward_index, "INDEX_VERSION", ward_index.INDEX_VERSION + 1)
+    monkeypatch.setattr(ward_index.WardIndex, "__init__", lambda *a, **k: built.append(1) or build(*a, **k))
+    d = only(run(area, catalog, {"calls.csv": GOOD_CSV}))
+    assert d["status"] == "loaded" and [r[1] for r in events(area)] == ["W1", "E1", "E1"]
+    assert built == [1]
+
+
 def test_a_warehouse_of_an_older_schema_is_rebuilt(area):
     run(area, HEADER + dataset(), {"calls.csv": GOOD_CSV})
     with connect(area / "w.duckdb") as con:  # the first schema kept events in one table
