@@ -141,9 +141,7 @@ def load(
                 for ds_id in sorted(obsolete):
                     _drop_dataset(con, ds_id)
                 if todo and index is None:  # stored by an older version: build and keep it
-                    index = WardIndex(wards)
-                    con.execute("DELETE FROM ward_index")
-                    con.execute("INSERT INTO ward_index VALUES (?)", [index.to_bytes()])
+                    index = _store_index(con, WardIndex(wards))
                 placer = Placer(con, wards, index) if todo else None
                 for i, ds in enumerate(todo):
                     progress(f"{ds.id} ({i + 1}/{len(todo)})", i / len(todo))
@@ -230,11 +228,16 @@ def _store_wards(con: duckdb.DuckDBPyConnection, wards: Wards, boundary_hash: st
     con.unregister("frame")
     con.execute("INSERT OR REPLACE INTO meta VALUES ('boundary_hash', ?)", [boundary_hash])
     con.execute("INSERT OR REPLACE INTO meta VALUES ('boundary_notes', ?)", [json.dumps(wards.notes)])
-    con.execute("DELETE FROM ward_index")
-    con.execute("INSERT INTO ward_index VALUES (?)", [index.to_bytes()])
+    _store_index(con, index)
     # Every dataset's ward codes depend on the boundaries: they are all reloaded below.
     con.execute("COMMIT")
     return wards
+
+
+def _store_index(con: duckdb.DuckDBPyConnection, index: WardIndex) -> WardIndex:
+    con.execute("DELETE FROM ward_index")
+    con.execute("INSERT INTO ward_index VALUES (?)", [index.to_bytes()])
+    return index
 
 
 def _stored_index(con: duckdb.DuckDBPyConnection, wards: Wards) -> WardIndex | None:
