@@ -281,15 +281,18 @@ def flag_sql(plan: H3Plan, flags: np.ndarray, key: str) -> tuple[str, dict]:
         bits.append(grid)
         ki = f"((({key}) >> 25) & {_KEY_MASK}) - {_KEY_BIAS + i0}"
         kj = f"(({key}) & {_KEY_MASK}) - {_KEY_BIAS + j0}"
+        # The bit is read only in THEN, which DuckDB evaluates for the rows its WHEN holds:
+        # a key outside the rectangle never reaches get_bit with an index out of range.
         whens.append(
-            f"WHEN {int(f)} THEN {kj} BETWEEN 0 AND {height - 1} AND {ki} BETWEEN 0 AND {size // height - 1} "
-            f"AND get_bit($h3_flags::BIT, CAST({offset} + ({ki}) * {height} + {kj} AS INTEGER)) = 1"
+            f"WHEN ({key}) >> 50 = {int(f)} AND {kj} BETWEEN 0 AND {height - 1} "
+            f"AND {ki} BETWEEN 0 AND {size // height - 1} "
+            f"THEN get_bit($h3_flags::BIT, CAST({offset} + ({ki}) * {height} + {kj} AS INTEGER)) = 1"
         )
         offset += size
     if not whens:
         return "FALSE", {}
     flat = np.concatenate(bits)
-    sql = f"coalesce(CASE ({key}) >> 50 {' '.join(whens)} END, FALSE)"
+    sql = f"(CASE {' '.join(whens)} ELSE FALSE END)"
     return sql, {"h3_flags": "".join(np.where(flat, "1", "0"))}
 
 

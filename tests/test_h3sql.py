@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.h3sql import _fine_groups, _pair_table, cells_sql, plan_for_region
+from app.h3sql import _fine_groups, _pair_table, cells_sql, flag_sql, plan_for_region
 
 REGIONS = {
     "fairhaven-like": (-1.2, 52.2, -0.7, 52.6),
@@ -131,6 +131,22 @@ def test_many_random_points_equal_h3py():
     placed = got != 0
     assert placed.mean() > 0.999
     np.testing.assert_array_equal(got[placed], _h3py(lat[placed], lng[placed]))
+
+
+@pytest.mark.parametrize(("region", "res"), [((-10.0, 40.0, 30.0, 60.0), 5), (REGIONS["new york"], 9)])
+def test_cell_flags_read_from_the_bitmap_are_the_flags_set(region, res):
+    """The bit string ``flag_sql`` binds answers for every key of the plan (on one face or
+    several) exactly as the flags say, and no for keys the plan lacks."""
+    plan = plan_for_region(region, res)
+    keys = np.asarray(plan.table["key"], dtype=np.int64)
+    flags = np.random.default_rng(4).random(len(keys)) < 0.5
+    sql, params = flag_sql(plan, flags, "k")
+    con = duckdb.connect()
+    probe = pa.table({"k": np.concatenate([keys, [-1, 3 << 50, keys.max() + 1]])})  # noqa: F841
+    got = con.execute(f"SELECT {sql} AS f FROM probe", params).fetchnumpy()["f"]
+    assert len(plan.faces) > 1 or region == REGIONS["new york"]
+    np.testing.assert_array_equal(got[: len(keys)], flags)
+    assert not got[len(keys) :].any()
 
 
 @pytest.mark.parametrize("top", [15, 14, 3, 2])
