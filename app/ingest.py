@@ -662,7 +662,7 @@ def _blame_sql(ds: Dataset) -> tuple[str, dict]:
     """SQL for the column to blame for a quarantine reason (``reason``), and its parameters."""
     sql = """CASE
         WHEN reason IN ('malformed_row', 'bad_encoding') THEN NULL
-        WHEN reason LIKE '%coordinates' OR reason = 'not_a_point' THEN $coords_col
+        WHEN reason LIKE '%coordinates' OR reason IN ('not_a_point', 'outside_study_area') THEN $coords_col
         WHEN reason LIKE '%time' THEN $time_col
         WHEN reason = 'bad_weight' THEN $weight_col
     END"""

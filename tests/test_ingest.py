@@ -140,7 +140,9 @@ def test_each_bad_row_gets_its_reason_row_and_column(area):
         9: "outside_study_area",
     }
     assert q[6][1] == "when" and q[2][1] == "lat+lon"
+    assert q[8][1] == q[9][1] == "lat+lon"  # a point in no ward is blamed on its coordinates
     assert json.loads(q[6][2]) == {"lat": "51.5", "lon": "-0.15", "when": "yesterday", "type": "a"}
+    assert json.loads(q[9][2]) == {"lat": "53.0", "lon": "-2.0", "when": "2024-01-02 10:00:00", "type": "a"}
     assert d["rows_read"] == 10 and d["rows_loaded"] == 1 and d["rows_quarantined"] == 9
 
 
