@@ -2,9 +2,10 @@
 
 The promise to a partner agency is reconciliation: for every dataset and every file,
 rows read = rows loaded + rows quarantined, and each quarantined row keeps its file, row number,
-reason and raw content. Validation that SQL can do (coordinates, times, weights) happens in one
-DuckDB pass; a second places the rows that survived (H3 cell and ward, ``app.placement``), and
-numpy takes only the points near a ward boundary and those SQL cannot place.
+reason and raw content. One DuckDB pass reads a file, validates what SQL can (coordinates,
+times, weights) and computes what placing each point needs; the rows are joined with the
+study area's coarse cells as they are written (H3 cell and ward, ``app.placement``), and numpy
+takes only the points near a ward boundary and those SQL cannot place.
 """
 
 from __future__ import annotations
@@ -647,6 +648,11 @@ def _coords_sql(ds: Dataset, params: dict) -> tuple[str, str, str, str]:
     return a, b, f"TRY_CAST({a} AS DOUBLE)", f"TRY_CAST({b} AS DOUBLE)"
 
 
+def _row_value_columns(ds: Dataset) -> list[str]:
+    """The file's columns ``_row_values`` reads: the stage must keep them for every row."""
+    return [c for c in (ds.category, ds.agency_column, ds.record_id) if c]
+
+
 def _row_values(ds: Dataset) -> tuple[str, dict]:
     """SQL over a stage row (alias ``s``) for the text an event keeps besides the file's order:
     category, agency and record id. They are computed where they are used, not stored in the
@@ -683,8 +689,8 @@ def _stage(
     placer: Placer | None = None,
     keep_raw: bool = False,
 ) -> None:
-    """One SQL pass over the file: parse every row, give the first reason it cannot be loaded
-    (and the column to blame), and keep the file's own columns for the quarantine's raw rows.
+    """One SQL pass over the file: parse every row, give the first reason it cannot be loaded,
+    and keep the file's own columns for the quarantine's raw rows.
 
     With a placer, the same pass computes what placing each point needs (``Placer.digits``),
     and, unless ``keep_raw``, leaves out the file's own columns for valid points in coarse cells
@@ -733,7 +739,7 @@ def _stage(
         raw = [quote_ident(c) for c in source.columns]
         if raw and not keep_raw:
             interior, flag_params = placer.interior_sql("__key")
-            used = {quote_ident(c) for c in (ds.category, ds.agency_column, ds.record_id) if c}  # _row_values
+            used = {quote_ident(c) for c in _row_value_columns(ds)}
             dropped = [c if c in used else f"CASE WHEN __drop THEN NULL ELSE {c} END AS {c}" for c in raw]
             others = kept[len(raw) :] + placer.digit_columns
             flagged = f"SELECT *, __reason IS NULL AND {interior} AS __drop FROM ({sql})"

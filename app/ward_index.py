@@ -212,10 +212,11 @@ def _cells_within(cells: np.ndarray, geom: shapely.Geometry, margin: float) -> n
 def _grown_and_shrunk(geom: shapely.Geometry, margin: float) -> tuple[shapely.Geometry, shapely.Geometry]:
     """The ward grown and shrunk by the margin. GEOS takes tens of milliseconds to buffer a
     detailed outline (a coastline of thousands of vertices), so both are buffered from an
-    outline simplified to a quarter of the margin, by the margin plus how far the simplified
-    outline strays from the true one (measured at every true vertex, and at least half the
-    margin). The grown one then still covers every point within the margin of the ward; the
-    shrunk one need not be exact, as every interior cell is checked against the true polygon."""
+    outline simplified by ``_SIMPLIFY`` margins, by the margin plus a slack: how far the
+    simplified outline strays from the true one (measured at every true vertex) plus the
+    tolerance again for the edges between vertices, and at least twice the tolerance. The
+    grown one then still covers every point within the margin of the ward; the shrunk one need
+    not be exact, as every interior cell is checked against the true polygon."""
     tolerance = margin * _SIMPLIFY
     simple = shapely.simplify(geom, tolerance, preserve_topology=True)
     xy = shapely.get_coordinates(geom)

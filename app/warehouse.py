@@ -165,8 +165,8 @@ def writable_copy(path: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
         stale.unlink(missing_ok=True)
     if path.exists():
         shutil.copyfile(path, work)
-    # A load's stage and placement tables are DuckDB temp tables: room for a 5M-row file to stay in
-    # memory instead of spilling, and for the numpy copies of the boundary rows beside it.
+    # A load's stage table is a DuckDB temp table: room for a 5M-row file's to stay in memory
+    # instead of spilling, and for the Arrow copies of the boundary rows beside it.
     con = connect(work, memory_limit="1500MB")
     try:
         ensure_schema(con)
