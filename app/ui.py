@@ -78,9 +78,18 @@ def _init(key: str, value) -> None:
         st.session_state[key] = value
 
 
+_FILTER_KEYS = ("f_kinds", "f_datasets", "f_categories", "f_period", "f_weekdays", "f_hours", "f_res")
+
+
 def sidebar() -> View:
     """The shared filter. Its whole state is written to the URL, so a copied link reopens
     the same view for someone else."""
+    # Each page draws the sidebar, and Streamlit takes a widget on another page for a new one:
+    # it would show its default (resolution 5, say) while the filter held the old value. Writing
+    # the values back before the widgets are drawn keeps the filter as the user left it.
+    for key in _FILTER_KEYS:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
     version_now = db_version()
     cat = catalogue_frame(version_now)
     first, last = period_of(version_now)

@@ -190,3 +190,18 @@ def test_clicking_a_hex_shows_its_detail(server, page):
     page.get_by_role("heading", name=f"Cell {found.group(1)}").wait_for(timeout=60_000)
     page.wait_for_timeout(2000)
     page.screenshot(path=str(ARTIFACTS / "hex-detail.png"), full_page=True)
+
+
+def test_the_filter_stays_as_set_from_page_to_page(server, page):
+    """A resolution chosen on the map is the one the ward profile and the exports use: each page
+    draws the sidebar, and Streamlit would otherwise reset its widgets on a new page."""
+    page.goto(f"{server}/?res=10")
+    page.get_by_role("heading", name="Map").wait_for(timeout=60_000)
+    for link, wait_for in (("Ward profile", "Ward profile:"), ("Data", "at resolution")):
+        page.get_by_role("link", name=link).click()
+        page.get_by_text(wait_for).first.wait_for(timeout=60_000)
+        page.wait_for_timeout(1500)
+    page.get_by_text("Following the filter, at resolution 10.").wait_for(timeout=30_000)
+    assert "res=10" in page.url
+    slider = page.locator('[data-testid="stSlider"]').filter(has_text="Hexagon resolution")
+    assert slider.locator('[data-testid="stSliderThumbValue"]').inner_text() == "10"  # as drawn
