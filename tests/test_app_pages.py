@@ -37,7 +37,7 @@ def layer_ids(at: AppTest) -> list[str]:
 
 def test_map_defaults_to_wards_with_names(app):
     at = app("screens/map.py")
-    assert layer_ids(at) == ["wards", "outlines", "ward-names"]
+    assert layer_ids(at) == ["wards", "ward-lines", "outlines", "ward-names"]
     markdown = " ".join(m.value for m in at.markdown)
     assert "cg-legend" in markdown and "Records" in markdown
     assert any("Disclosure" in c.value for c in at.caption)
@@ -50,6 +50,17 @@ def test_every_registered_layer_draws(app):
     ids = layer_ids(at)
     for name in ("wards", "density", "hotspots", "emerging", "overlap", "interventions", "outlines"):
         assert name in ids
+
+
+def test_the_clickable_ward_layer_draws_no_outline(app):
+    """Clicking a ward opens its profile. deck.gl draws every pickable layer again to find what
+    is under the pointer; a stroked ward layer made that 300 ms in a software-rendered browser,
+    past deck.gl's 250 ms limit for a click, so the outline is a layer that is not picked."""
+    at = app("screens/map.py", layers="wards")
+    by_id = {layer["id"]: layer for layer in deck(at)["layers"]}
+    assert by_id["wards"]["pickable"] is True and by_id["wards"]["stroked"] is False
+    assert by_id["ward-lines"]["pickable"] is False and by_id["ward-lines"]["stroked"] is True
+    assert by_id["wards"]["data"] == by_id["ward-lines"]["data"]
 
 
 def test_filter_changes_the_map_and_lands_in_the_url(app):
