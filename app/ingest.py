@@ -523,12 +523,21 @@ def write_file(con: duckdb.DuckDBPyConnection, ds: Dataset, prepared: PreparedFi
     ).fetchall()[0][0]
     raw = _raw_json_sql(prepared.source)
     blame, blame_params = _blame_sql(ds)
+    if prepared.source.numbered:
+        outside = f"SELECT s.*, o.reason FROM {stage}_outside o JOIN {stage} s USING (__row)"
+    else:
+        # Joined on the table's rowid, DuckDB fetches the few rows it needs; joined on the view's
+        # computed __row, it would read every column of every row first.
+        outside = (
+            f"SELECT s.rowid + 1 AS __row, s.*, o.reason "
+            f"FROM {stage}_outside o JOIN {stage}_t s ON s.rowid = o.__row - 1"
+        )
     con.execute(
         f"""INSERT INTO quarantine
             SELECT $dataset, $file, s.__row, reason, {blame}, {raw} FROM (
                 SELECT *, __reason AS reason FROM {stage} WHERE __reason IS NOT NULL
                 UNION ALL
-                SELECT s.*, o.reason FROM {stage}_outside o JOIN {stage} s USING (__row)
+                {outside}
             ) s""",
         {**blame_params, "dataset": ds.id, "file": file},
     )
