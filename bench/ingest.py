@@ -2,7 +2,8 @@
 
 The baseline is what an analyst would write first: pandas, a row-wise ``h3.latlng_to_cell`` and
 ``geopandas.sjoin`` against the same wards, on the same file. Absolute times on a shared machine
-are noise, so the figure that matters is the ratio measured in the same run. The load runs in a
+are noise, so the figure that matters is the ratio measured in the same run, with the baseline
+run once before the load and once after. The load runs in a
 fresh process so that its peak memory is its own.
 
     python bench/ingest.py                 # 1M and 5M events
@@ -104,19 +105,23 @@ def run_naive(folder: Path, rows: int) -> float:
 def bench(events: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         folder = write_input(Path(tmp), events)
-        ours = run_load(folder)
         naive_rows = min(events, NAIVE_MAX)
-        naive_s = run_naive(folder, naive_rows)
+        # The baseline runs before and after the load: this machine's speed drifts over minutes,
+        # and a baseline on both sides of the load is slowed or sped as much as the load is.
+        naive_before = run_naive(folder, naive_rows)
+        ours = run_load(folder)
+        naive_after = run_naive(folder, naive_rows)
     report = ours["report"]
     assert report["rows_read"] == events == report["rows_loaded"] + report["rows_quarantined"]
     ours_rate = events / ours["seconds"]
-    naive_rate = naive_rows / naive_s
+    naive_rate = 2 * naive_rows / (naive_before + naive_after)
     return {
         "bench": "ingest",
         "events": events,
         "seconds": round(ours["seconds"], 3),
         "events_per_s": round(ours_rate),
         "naive_events_per_s": round(naive_rate),
+        "naive_events_per_s_before_after": [round(naive_rows / s) for s in (naive_before, naive_after)],
         "naive_rows_measured": naive_rows,
         "ratio_vs_naive": round(ours_rate / naive_rate, 2),
         "peak_rss_mb": round(ours["rss_kb"] / 1024),
