@@ -146,14 +146,22 @@ def cells_sql(
     All names and expressions here are the code's own; values travel as bound parameters.
     """
     digits, params = digits_sql(plan, source, lat, lng, keep)
-    cell, cell_params = cell_sql(plan, "f", "l")
-    outer_keep = "".join(f"f.{c}, " for c in keep)
-    outer_extra = "".join(f", l.{c}" for c in extra)
+    joined, join_params = join_cells_sql(plan, f"({digits})", lookup, extra)
+    columns = "".join(f"{c}, " for c in keep) + "__key IS NOT NULL AS __in_box, __h3"
+    sql = f"SELECT {columns}{''.join(f', {c}' for c in extra)} FROM ({joined})"
+    return sql, {**params, **join_params}
+
+
+def join_cells_sql(plan: H3Plan, points: str, lookup: str, extra: list[str]) -> tuple[str, dict]:
+    """A query over ``points`` (a FROM item with the columns ``digits_sql`` adds) giving all its
+    columns, ``__h3`` (the resolution-15 cell, NULL where the point's key has no coarse cell in
+    ``lookup``) and the ``extra`` columns ``lookup`` keeps per coarse cell."""
+    cell, params = cell_sql(plan, "p", "l")
     sql = (
-        f"SELECT {outer_keep}f.__key IS NOT NULL AS __in_box, {cell} AS __h3{outer_extra} "
-        f"FROM ({digits}) f LEFT JOIN {lookup} l ON l.key = f.__key"
+        f"SELECT p.*, {cell} AS __h3{''.join(f', l.{c}' for c in extra)} "
+        f"FROM {points} p LEFT JOIN {lookup} l ON l.key = p.__key"
     )
-    return sql, {**params, **cell_params}
+    return sql, params
 
 
 def digit_columns(plan: H3Plan) -> list[str]:

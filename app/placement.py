@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from app.boundaries import Wards
 from app.h3cells import latlng_to_cells, parent_np
-from app.h3sql import cell_sql, digit_columns, digits_sql, flag_sql, plan_for_region
+from app.h3sql import digit_columns, digits_sql, flag_sql, join_cells_sql, plan_for_region
 from app.ward_index import WardIndex
 
 _CELLS = "__cells"  # the temp table of the study area's coarse cells
@@ -75,10 +75,9 @@ class Placer:
     def place(self, con: duckdb.DuckDBPyConnection, points: str, carried: list[str], params: dict) -> Placed:
         """Place the rows of ``points``, a FROM item (with bound ``params``) yielding ``__row``,
         ``__lat``, ``__lon``, the ``carried`` columns and the columns ``digits`` adds."""
-        cell, cell_params = cell_sql(self.plan, "p", "l")
-        params = {**params, **cell_params}
-        joined = f"SELECT p.*, {cell} AS __h3, l.ward FROM {points} p LEFT JOIN {_CELLS} l ON l.key = p.__key"
-        trusted = self._sample_agrees(con, points, cell, params)
+        joined, join_params = join_cells_sql(self.plan, points, _CELLS, ["ward"])
+        params = {**params, **join_params}
+        trusted = self._sample_agrees(con, points, params)
         # The rows left to numpy: all of them if the sample disagreed, else those in no interior cell.
         rest_where = "ward IS NULL OR ward < 0" if trusted else "TRUE"
         columns = ", ".join(["__row", "__lat", "__lon", *carried])
@@ -120,12 +119,11 @@ class Placer:
             ward[edge] = self.index.resolve(values[edge], lat[edge], lon[edge])
         return cells, ward
 
-    def _sample_agrees(self, con: duckdb.DuckDBPyConnection, points: str, cell: str, params: dict) -> bool:
+    def _sample_agrees(self, con: duckdb.DuckDBPyConnection, points: str, params: dict) -> bool:
+        drawn = f"""(SELECT __lat, __lon, __key, {", ".join(digit_columns(self.plan))} FROM {points}
+                     WHERE __key IS NOT NULL USING SAMPLE reservoir({_SAMPLE} ROWS) REPEATABLE (7))"""
+        joined, join_params = join_cells_sql(self.plan, drawn, _CELLS, [])
         sample = con.execute(
-            f"""SELECT p.__lat, p.__lon, {cell} FROM (
-                    SELECT __lat, __lon, __key, {", ".join(digit_columns(self.plan))} FROM {points}
-                    WHERE __key IS NOT NULL USING SAMPLE reservoir({_SAMPLE} ROWS) REPEATABLE (7)
-                ) p JOIN {_CELLS} l ON l.key = p.__key""",
-            params,
+            f"SELECT __lat, __lon, __h3 FROM ({joined}) WHERE __h3 IS NOT NULL", {**params, **join_params}
         ).fetchall()
         return all(h3.str_to_int(h3.latlng_to_cell(a, b, 15)) == c for a, b, c in sample)

@@ -171,16 +171,7 @@ def ward_choropleth(frame: pd.DataFrame, metric: str = "count", threshold: int =
         stroked=False,
         filled=True,
     )
-    lines = pdk.Layer(
-        "GeoJsonLayer",
-        collection,
-        id="ward-lines",
-        get_line_color=[40, 40, 40, 200],
-        line_width_min_pixels=1,
-        pickable=False,
-        stroked=True,
-        filled=False,
-    )
+    lines = _outline_layer("ward-lines", collection, [40, 40, 40, 200], 1)
     return Built([fill, lines], legend, labels.get(metric, metric), TOOLTIP)
 
 
@@ -270,6 +261,21 @@ def interventions(frame: pd.DataFrame, threshold: int = 5) -> Built:
     )
 
 
+def _outline_layer(layer_id: str, collection: dict, color: list[int], width: float) -> pdk.Layer:
+    """Ward boundaries as lines that are never picked: a stroked layer in deck.gl's picking pass
+    is what made pointing at a ward slow (see ward_choropleth)."""
+    return pdk.Layer(
+        "GeoJsonLayer",
+        collection,
+        id=layer_id,
+        get_line_color=color,
+        line_width_min_pixels=width,
+        stroked=True,
+        filled=False,
+        pickable=False,
+    )
+
+
 @register("outlines", "Ward outlines and names", needs="ward_shapes")
 def ward_outlines(frame: pd.DataFrame, threshold: int = 5) -> Built:
     features = [
@@ -280,15 +286,8 @@ def ward_outlines(frame: pd.DataFrame, threshold: int = 5) -> Built:
         }
         for c, n, g in zip(frame["ward_code"], frame["ward_name"], frame["geojson"], strict=True)
     ]
-    lines = pdk.Layer(
-        "GeoJsonLayer",
-        {"type": "FeatureCollection", "features": features},
-        id="outlines",
-        get_line_color=[30, 30, 30, 220],
-        line_width_min_pixels=1.2,
-        stroked=True,
-        filled=False,
-        pickable=False,
+    lines = _outline_layer(
+        "outlines", {"type": "FeatureCollection", "features": features}, [30, 30, 30, 220], 1.2
     )
     names = pdk.Layer(
         "TextLayer",
