@@ -27,6 +27,8 @@ class Built:
     title: str
     tooltip: str  # text with {field} placeholders, as pydeck's tooltip expects
     note: str = ""
+    # Layer id -> the id of another map layer that draws the same thing, making this one needless.
+    drawn_by: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -55,6 +57,14 @@ def build(name: str, frame: pd.DataFrame, **kwargs) -> Built:
     if name not in REGISTRY:
         raise KeyError(f"no layer named '{name}'; known: {', '.join(REGISTRY)}")
     return REGISTRY[name].build(frame, **kwargs)
+
+
+def stack(built: list[Built]) -> list[pdk.Layer]:
+    """The pydeck layers of the chosen map layers, in order, leaving out any that another chosen
+    layer already draws: with the outlines layer on, the ward choropleth's own boundary lines
+    would draw, and send to the browser, every ward's outline a second time."""
+    ids = {layer.id for b in built for layer in b.layers}
+    return [layer for b in built for layer in b.layers if b.drawn_by.get(layer.id) not in ids]
 
 
 # Importing the builders registers them.

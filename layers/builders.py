@@ -172,7 +172,8 @@ def ward_choropleth(frame: pd.DataFrame, metric: str = "count", threshold: int =
         filled=True,
     )
     lines = _outline_layer("ward-lines", collection, [40, 40, 40, 200], 1)
-    return Built([fill, lines], legend, labels.get(metric, metric), TOOLTIP)
+    title = labels.get(metric, metric)
+    return Built([fill, lines], legend, title, TOOLTIP, drawn_by={"ward-lines": "outlines"})
 
 
 @register("density", "Hex density", needs="hexes")

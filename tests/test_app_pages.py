@@ -37,7 +37,8 @@ def layer_ids(at: AppTest) -> list[str]:
 
 def test_map_defaults_to_wards_with_names(app):
     at = app("screens/map.py")
-    assert layer_ids(at) == ["wards", "ward-lines", "outlines", "ward-names"]
+    # Ward boundaries are drawn once: by the outlines layer, not again by the choropleth.
+    assert layer_ids(at) == ["wards", "outlines", "ward-names"]
     markdown = " ".join(m.value for m in at.markdown)
     assert "cg-legend" in markdown and "Records" in markdown
     assert any("Disclosure" in c.value for c in at.caption)
