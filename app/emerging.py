@@ -135,9 +135,11 @@ def emerging_hotspots(
     sql, params = where(f)
     counts = con.execute(
         f"""
-        SELECT {parent_sql("e.h3", res)} AS h3, date_trunc('{STEPS[step]}', e.ts)::DATE AS step,
-               count(*) AS count, {CELL_KEY_SQL} AS cell_key
-        FROM events e WHERE {sql} GROUP BY 1, 2
+        SELECT h3, step::DATE AS step, count, cell_key FROM (
+            SELECT {parent_sql("e.h3", res)} AS h3, date_trunc('{STEPS[step]}', e.ts) AS step,
+                   count(*) AS count, {CELL_KEY_SQL} AS cell_key
+            FROM events e WHERE {sql} GROUP BY 1, 2
+        )
         """,
         params,
     ).df()

@@ -67,9 +67,17 @@ def validate(con: duckdb.DuckDBPyConnection, f: Filter) -> Filter:
         raise FilterError(
             f"unknown dataset {', '.join(repr(u) for u in unknown)}; known: {', '.join(sorted(known))}"
         )
-    agencies = {r[0] for r in con.execute("SELECT DISTINCT agency FROM events").fetchall()}
-    if set(f.agencies) - agencies:
-        raise FilterError(f"unknown agency {sorted(set(f.agencies) - agencies)}")
+    if f.agencies:
+        # A file's agency, or one its rows name (stored only where it differs): no scan of the
+        # events view, which would join every row to its file and ward first.
+        agencies = {
+            r[0]
+            for r in con.execute(
+                "SELECT agency FROM event_files UNION SELECT agency FROM event_rows WHERE agency IS NOT NULL"
+            ).fetchall()
+        }
+        if set(f.agencies) - agencies:
+            raise FilterError(f"unknown agency {sorted(set(f.agencies) - agencies)}")
     if set(f.kinds) - set(KINDS):
         raise FilterError(f"kind must be one of {', '.join(KINDS)}")
     if any(not 1 <= d <= 7 for d in f.weekdays):
@@ -117,13 +125,28 @@ def where(f: Filter, alias: str = "e") -> tuple[str, dict]:
     return " AND ".join(clauses), params
 
 
+def categories_in(con: duckdb.DuckDBPyConnection, datasets: tuple[str, ...]) -> list[str]:
+    """The categories the given datasets' records hold, sorted: the filter's choices. Read
+    from the stored rows of those datasets' files, not the events view, which would join every
+    record to its file and ward first."""
+    found = con.execute(
+        """SELECT DISTINCT category FROM event_rows
+           WHERE file_no IN (SELECT file_no FROM event_files WHERE list_contains($ids, dataset))
+           ORDER BY 1""",
+        {"ids": list(datasets)},
+    ).fetchall()
+    return [r[0] for r in found]
+
+
 def sharing_level(con: duckdb.DuckDBPyConnection, f: Filter) -> str:
     """The most restrictive sharing level among the datasets whose records the filter selects."""
     sql, params = where(f)
     levels = {
         r[0]
         for r in con.execute(
-            f"SELECT DISTINCT d.sharing FROM events e JOIN datasets d ON d.id = e.dataset WHERE {sql}", params
+            f"""SELECT DISTINCT d.sharing FROM (SELECT DISTINCT e.dataset FROM events e WHERE {sql}) x
+                JOIN datasets d ON d.id = x.dataset""",
+            params,
         ).fetchall()
     }
     return next((lvl for lvl in ("restricted", "partners") if lvl in levels), "open")
@@ -132,15 +155,21 @@ def sharing_level(con: duckdb.DuckDBPyConnection, f: Filter) -> str:
 def data_period(con: duckdb.DuckDBPyConnection, f: Filter) -> tuple[dt.date, dt.date] | None:
     """The first and last day with a record under the filter (used when it gives no dates)."""
     sql, params = where(f)
-    lo, hi = con.execute(f"SELECT min(ts), max(ts) FROM events e WHERE {sql}", params).fetchall()[0]
+    # Over every record, the stored table's statistics answer at once; the events view joins
+    # each row to its file and ward first, which costs a scan of them all.
+    source = "event_rows" if sql == "TRUE" else "events"
+    lo, hi = con.execute(f"SELECT min(ts), max(ts) FROM {source} e WHERE {sql}", params).fetchall()[0]
     return (lo.date(), hi.date()) if lo else None
 
 
-def with_period(con: duckdb.DuckDBPyConnection, f: Filter) -> Filter:
-    """The filter with its open ends closed by the data's own first and last day."""
+def with_period(
+    con: duckdb.DuckDBPyConnection, f: Filter, span: tuple[dt.date, dt.date] | None = None
+) -> Filter:
+    """The filter with its open ends closed by the data's own first and last day under it
+    (``span``, if the caller has it already: ``data_period`` of the filter without dates)."""
     if f.start and f.end:
         return f
-    period = data_period(con, f)
-    if period is None:
-        return f
-    return f.with_(start=f.start or period[0], end=f.end or period[1])
+    span = span or data_period(con, f.with_(start=None, end=None))
+    if span is None or (f.start and f.start > span[1]) or (f.end and f.end < span[0]):
+        return f  # no record in the period: nothing to close it by
+    return f.with_(start=f.start or span[0], end=f.end or span[1])

@@ -25,7 +25,7 @@ def study_area_cells(con: duckdb.DuckDBPyConnection, res: int) -> np.ndarray:
     res = check_res(res)
     boundary_hash, geojson = _wards_geojson(con)
     cells = _polyfill(boundary_hash, geojson, res)
-    with_events = con.execute(f"SELECT DISTINCT {parent_sql('h3', res)} FROM events").fetchnumpy()
+    with_events = con.execute(f"SELECT DISTINCT {parent_sql('h3', res)} FROM event_rows").fetchnumpy()
     extra = next(iter(with_events.values())).astype(np.uint64) if with_events else np.zeros(0, np.uint64)
     return np.union1d(cells, extra)
 

@@ -388,7 +388,9 @@ def _dataset_report(con: duckdb.DuckDBPyConnection, ds: Dataset, files: list[dic
         for reason, n in f["quarantined_by_reason"].items():
             by_reason[reason] = by_reason.get(reason, 0) + n
     tmin, tmax, categories = con.execute(
-        "SELECT min(ts), max(ts), count(DISTINCT category) FROM events WHERE dataset = ?", [ds.id]
+        """SELECT min(ts), max(ts), count(DISTINCT category) FROM event_rows
+           WHERE file_no IN (SELECT file_no FROM event_files WHERE dataset = ?)""",
+        [ds.id],
     ).fetchall()[0]
     rows_read = sum(f["rows_read"] for f in files)
     return {

@@ -12,7 +12,7 @@ import streamlit as st
 from app import quality
 from app.db import version, warehouse_path
 from app.disclosure import DEFAULT_RULE
-from app.filters import Filter
+from app.filters import Filter, categories_in, data_period
 from app.warehouse import open_readonly
 
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
@@ -58,14 +58,15 @@ def catalogue_frame(_version: tuple[int, int]) -> pd.DataFrame:
 
 @st.cache_data(ttl=600)
 def categories_of(_version: tuple[int, int], datasets: tuple[str, ...]) -> list[str]:
-    sql = "SELECT DISTINCT category FROM events WHERE list_contains($ids, dataset) ORDER BY 1"
-    return [r[0] for r in warehouse().execute(sql, {"ids": list(datasets)}).fetchall()]
+    return categories_in(warehouse(), datasets)
 
 
 @st.cache_data(ttl=600)
 def period_of(_version: tuple[int, int]) -> tuple[dt.date, dt.date]:
-    lo, hi = warehouse().execute("SELECT min(ts), max(ts) FROM events").fetchall()[0]
-    return lo.date(), hi.date()
+    span = data_period(warehouse(), Filter())
+    if span is None:
+        raise RuntimeError("the warehouse holds no records")
+    return span
 
 
 def _param_list(name: str) -> list[str]:

@@ -94,25 +94,4 @@ def series(_version, f: Filter, freq: str, ward: str | None = None, cell: str | 
 @st.cache_data(ttl=600, max_entries=64, show_spinner=False)
 def categories(_version, f: Filter, ward: str | None = None, cell: str | None = None) -> pd.DataFrame:
     """Records per category (protected) for a ward, a cell or the city."""
-    from app.disclosure import CELL_KEY_SQL, DEFAULT_RULE, apply
-    from app.filters import where
-    from app.h3cells import parent_sql
-
-    con = warehouse()
-    sql, params = where(f)
-    place = "TRUE"
-    if ward:
-        place, params["ward"] = "e.ward_code = $ward", ward
-    elif cell:
-        import h3
-
-        place = f"{parent_sql('e.h3', h3.get_resolution(cell))} = $cell::UBIGINT"
-        params["cell"] = h3.str_to_int(cell)
-    frame = con.execute(
-        f"""SELECT e.dataset, any_value(d.agency) AS agency, e.category, any_value(d.sharing) AS sharing,
-                   count(*) AS count, {CELL_KEY_SQL} AS cell_key
-            FROM events e JOIN datasets d ON d.id = e.dataset
-            WHERE {sql} AND {place} GROUP BY e.dataset, e.category ORDER BY count DESC""",
-        params,
-    ).df()
-    return apply(frame, DEFAULT_RULE)
+    return aggregate.category_counts(warehouse(), f, ward=ward, cell=cell)

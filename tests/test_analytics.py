@@ -10,10 +10,20 @@ import h3
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from app.aggregate import hex_aggregate, hex_totals, time_series, ward_aggregate
+from app.aggregate import (
+    category_counts,
+    hex_aggregate,
+    hex_totals,
+    raw_hex_counts,
+    time_series,
+    ward_aggregate,
+    xor_by,
+)
 from app.emerging import emerging_hotspots
-from app.filters import Filter, FilterError, where
+from app.filters import Filter, FilterError, categories_in, data_period, where
 from app.grid import study_area_cells
 from app.hotspots import hex_hotspots, ward_hotspots
 from app.overlap import cell_classes, colocation_matrix, ward_agencies
@@ -79,6 +89,56 @@ def test_filter_errors(full_con):
         hex_aggregate(full_con, Filter(start=dt.date(2025, 1, 2), end=dt.date(2025, 1, 1)), 8)
     with pytest.raises(ValueError, match="resolution"):
         hex_aggregate(full_con, OPEN, 12)
+
+
+def test_filter_by_agency_and_unknown_agency(full_con):
+    agency = full_con.execute("SELECT agency FROM datasets WHERE id = 'council_env'").fetchall()[0][0]
+    f = Filter(agencies=(agency,))
+    expected = full_con.execute("SELECT count(*) FROM events WHERE agency = ?", [agency]).fetchall()[0][0]
+    assert expected > 0
+    assert raw_hex_counts(full_con, f, 7)["count"].sum() == expected
+    assert time_series(full_con, f.with_(datasets=("council_env",)), "month")["count"].sum() == total(
+        full_con, f.with_(datasets=("council_env",))
+    )
+    with pytest.raises(FilterError, match="unknown agency"):
+        hex_aggregate(full_con, Filter(agencies=("Ministry of Nothing",)), 8)
+
+
+def test_data_period_matches_the_records(full_con):
+    for f in (Filter(), OPEN, OPEN.with_(categories=("Noise",), hours=(3,))):
+        sql, params = where(f)
+        lo, hi = full_con.execute(f"SELECT min(ts), max(ts) FROM events e WHERE {sql}", params).fetchall()[0]
+        assert data_period(full_con, f) == (lo.date(), hi.date())
+    assert data_period(full_con, OPEN.with_(categories=("no such category",))) is None
+
+
+def test_category_counts_add_up_and_name_their_datasets(full_con):
+    frame = category_counts(full_con, OPEN)
+    assert frame["count"].sum() == total(full_con, OPEN)
+    assert list(frame["count"]) == sorted(frame["count"], reverse=True)
+    assert set(frame["category"]) == set(categories_in(full_con, ("council_env",)))
+    assert (
+        frame["agency"]
+        == full_con.execute("SELECT agency FROM datasets WHERE id = 'council_env'").fetchall()[0][0]
+    ).all()
+    ward = full_con.execute("SELECT code FROM wards ORDER BY code LIMIT 1").fetchall()[0][0]
+    in_ward = category_counts(full_con, OPEN, ward=ward)
+    expected = full_con.execute(
+        "SELECT count(*) FROM events WHERE dataset = 'council_env' AND ward_code = ?", [ward]
+    ).fetchall()[0][0]
+    assert in_ward["count"].sum() == expected > 0
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 6), st.integers(0, 2**64 - 1)), max_size=60),
+)
+def test_xor_by_matches_a_group_by_xor(rows):
+    frame = pd.DataFrame(rows, columns=["h3", "cell_key"]).astype({"h3": "uint64", "cell_key": "uint64"})
+    expected = [
+        np.bitwise_xor.reduce(g.to_numpy(dtype=np.uint64))
+        for _, g in frame.groupby("h3", sort=True)["cell_key"]
+    ]
+    assert xor_by(frame, "h3").tolist() == [int(e) for e in expected]
 
 
 def test_ward_aggregate_rates_shares_and_change(full_con):
