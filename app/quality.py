@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 
 import duckdb
+import numpy as np
 import pandas as pd
+import shapely
 
 from app.ingest import REASONS
 
@@ -83,6 +85,17 @@ def quarantine_sample(
         """,
         {"dataset": dataset, "reason": reason, "limit": int(limit)},
     ).df()
+
+
+def ward_shapes(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Every ward's code, name, GeoJSON outline and a point inside it to label it by (a
+    representative point, inside even a crescent-shaped ward, where a centroid may not be)."""
+    frame = con.execute("SELECT code AS ward_code, name AS ward_name, geojson, geom_wkb FROM wards").df()
+    geoms = shapely.from_wkb([bytes(b) for b in frame["geom_wkb"]])
+    labels = shapely.point_on_surface(geoms) if len(frame) else shapely.points(np.zeros((0, 2)))
+    frame["label_lng"] = shapely.get_x(labels)
+    frame["label_lat"] = shapely.get_y(labels)
+    return frame.drop(columns=["geom_wkb"])
 
 
 def study_area(con: duckdb.DuckDBPyConnection) -> dict:

@@ -51,9 +51,8 @@ class View:
 
 @st.cache_data(ttl=600)
 def catalogue_frame(_version: tuple[int, int]) -> pd.DataFrame:
-    return (
-        warehouse().execute("SELECT id, title, agency, kind, sharing FROM datasets ORDER BY agency, id").df()
-    )
+    frame = quality.catalogue(warehouse())[["id", "title", "agency", "kind", "sharing"]]
+    return frame.sort_values(["agency", "id"], ignore_index=True)
 
 
 @st.cache_data(ttl=600)
@@ -225,7 +224,7 @@ def provenance(con, view: View, shown: list[str], note: str = "") -> None:
     if view.filter.datasets:
         report = report[report["id"].isin(view.filter.datasets)]
     area = quality.study_area(con)
-    attributions = sorted({a for (a,) in con.execute("SELECT attribution FROM datasets").fetchall() if a})
+    attributions = sorted({a for a in quality.catalogue(con)["attribution"] if a})
     lines = [
         f"**Shown:** {', '.join(shown) or 'nothing'} · resolution {view.res}"
         + (f" · {note}" if note else ""),

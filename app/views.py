@@ -4,23 +4,16 @@ filter change recomputes only what it touches and a reload of the warehouse refr
 from __future__ import annotations
 
 import pandas as pd
-import shapely
 import streamlit as st
 
-from app import aggregate, emerging, hotspots, overlap
+from app import aggregate, emerging, hotspots, overlap, quality
 from app.filters import Filter
 from app.ui import MAX_HEXES, warehouse
 
 
 @st.cache_data(ttl=600, max_entries=64, show_spinner=False)
 def ward_shapes(_version) -> pd.DataFrame:
-    frame = (
-        warehouse().execute("SELECT code AS ward_code, name AS ward_name, geojson, geom_wkb FROM wards").df()
-    )
-    points = [shapely.from_wkb(bytes(b)).representative_point() for b in frame["geom_wkb"]]
-    frame["label_lng"] = [p.x for p in points]
-    frame["label_lat"] = [p.y for p in points]
-    return frame.drop(columns=["geom_wkb"])
+    return quality.ward_shapes(warehouse())
 
 
 @st.cache_data(ttl=600, max_entries=64, show_spinner=False)

@@ -91,6 +91,18 @@ def test_filter_errors(full_con):
         hex_aggregate(full_con, OPEN, 12)
 
 
+def test_ward_labels_lie_inside_their_wards(full_con):
+    import shapely
+
+    from app.quality import ward_shapes
+
+    shapes = ward_shapes(full_con)
+    assert len(shapes) == 32 and shapes["ward_code"].is_unique
+    for row in shapes.itertuples():
+        outline = shapely.from_geojson(row.geojson)
+        assert outline.contains(shapely.Point(row.label_lng, row.label_lat)), row.ward_code
+
+
 def test_filter_by_agency_and_unknown_agency(full_con):
     agency = full_con.execute("SELECT agency FROM datasets WHERE id = 'council_env'").fetchall()[0][0]
     f = Filter(agencies=(agency,))
