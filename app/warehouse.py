@@ -95,6 +95,8 @@ def connect(
     con = duckdb.connect(str(path), read_only=read_only)
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET memory_limit = ?", [memory_limit])
+    # DuckDB's own bar would draw over the load's progress line on a terminal.
+    con.execute("SET enable_progress_bar = false")
     return con
 
 
