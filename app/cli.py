@@ -101,7 +101,7 @@ def _date(text: str):
 def cmd_export(args: argparse.Namespace) -> int:
     from app import export
     from app.filters import Filter, FilterError
-    from app.warehouse import open_readonly
+    from app.warehouse import OutdatedWarehouse, open_readonly
 
     try:
         f = Filter(
@@ -113,7 +113,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         with open_readonly(args.db) as con:
             result = export.build(con, args.what, f, res=args.res, k=args.k, step=args.step)
             sidecar = export.write(con, result, args.format, Path(args.out))
-    except (FilterError, ValueError, FileNotFoundError) as exc:
+    except (FilterError, ValueError, FileNotFoundError, OutdatedWarehouse) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {len(result.frame):,} rows to {args.out} (metadata: {sidecar})")

@@ -13,7 +13,7 @@ from app import quality
 from app.db import version, warehouse_path
 from app.disclosure import DEFAULT_RULE
 from app.filters import Filter, categories_in, data_period
-from app.warehouse import open_readonly
+from app.warehouse import OutdatedWarehouse, open_readonly
 
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 MAX_HEXES = 50_000
@@ -30,7 +30,11 @@ def warehouse():
     if not path.exists():
         st.error(f"No warehouse at {path}. Run `make run` (or `python -m app load`) first.")
         st.stop()
-    return _connection(str(path), version(path)).cursor()
+    try:
+        return _connection(str(path), version(path)).cursor()
+    except OutdatedWarehouse as exc:
+        st.error(str(exc))
+        st.stop()
 
 
 def db_version() -> tuple[int, int]:

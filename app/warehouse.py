@@ -100,11 +100,25 @@ def connect(
     return con
 
 
+class OutdatedWarehouse(RuntimeError):
+    """The warehouse was written in another schema; a load rebuilds it from the catalogue."""
+
+
 def open_readonly(path: str | Path) -> duckdb.DuckDBPyConnection:
+    """A read-only connection, refused for a warehouse written in another schema: its queries
+    would fail table by table, where one load rebuilds it whole."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no warehouse yet; run `python -m app load` first")
-    return connect(path, read_only=True)
+    con = connect(path, read_only=True)
+    stored = stored_schema_version(con)
+    if stored != SCHEMA_VERSION:
+        con.close()
+        raise OutdatedWarehouse(
+            f"{path}: written in schema {stored or 'none'}, not {SCHEMA_VERSION}; "
+            "run `python -m app load` (or `make run`) to rebuild it from the catalogue"
+        )
+    return con
 
 
 def stored_schema_version(con: duckdb.DuckDBPyConnection) -> int | None:

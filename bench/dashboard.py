@@ -27,8 +27,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--db", default=str(REPO / "data" / "warehouse.duckdb"))
     args = parser.parse_args()
-    if not Path(args.db).exists():
-        subprocess.run([sys.executable, "-m", "app", "load", "--db", args.db], cwd=REPO, check=True)
+    # Loads are idempotent: this builds the warehouse if it is missing or outdated, else skips.
+    subprocess.run([sys.executable, "-m", "app", "load", "--db", args.db], cwd=REPO, check=True)
     os.environ["COMMON_GROUND_DB"] = args.db
     from streamlit.testing.v1 import AppTest
 

@@ -135,3 +135,17 @@ def test_data_page_downloads_follow_the_filter(app):
     at.radio(key="dl_kind").set_value("wards").run()
     labels = [b.proto.label for b in at.get("download_button")]
     assert any("Download wards" in label for label in labels)
+
+
+def test_an_outdated_warehouse_says_how_to_rebuild_it(tmp_path, monkeypatch):
+    import duckdb
+
+    db = tmp_path / "old.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+        con.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    monkeypatch.setenv("COMMON_GROUND_DB", str(db))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.switch_page("screens/map.py").run()
+    assert not at.exception
+    assert any("python -m app load" in e.value for e in at.error)

@@ -55,3 +55,17 @@ def test_failed_dataset_exits_non_zero_and_names_the_file(small_demo, tmp_path):
     assert done.returncode == 1
     assert "police_asb.csv: the file is empty" in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_a_warehouse_of_an_older_schema_is_refused_with_what_to_do(tmp_path):
+    import duckdb
+
+    db = tmp_path / "old.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+        con.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+        con.execute("CREATE TABLE events (ts TIMESTAMP)")
+    done = cli("export", "wards", "--db", str(db), "--out", str(tmp_path / "wards.csv"))
+    assert done.returncode == 2
+    assert "schema 1" in done.stderr and "python -m app load" in done.stderr
+    assert "Traceback" not in done.stderr
