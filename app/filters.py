@@ -157,7 +157,7 @@ def data_period(con: duckdb.DuckDBPyConnection, f: Filter) -> tuple[dt.date, dt.
     sql, params = where(f)
     # Over every record, the stored table's statistics answer at once; the events view joins
     # each row to its file and ward first, which costs a scan of them all.
-    source = "event_rows" if sql == "TRUE" else "events"
+    source = "event_rows" if f == Filter() else "events"
     lo, hi = con.execute(f"SELECT min(ts), max(ts) FROM {source} e WHERE {sql}", params).fetchall()[0]
     return (lo.date(), hi.date()) if lo else None
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 
 import duckdb
-import numpy as np
 import pandas as pd
 import shapely
 
@@ -92,7 +91,7 @@ def ward_shapes(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     representative point, inside even a crescent-shaped ward, where a centroid may not be)."""
     frame = con.execute("SELECT code AS ward_code, name AS ward_name, geojson, geom_wkb FROM wards").df()
     geoms = shapely.from_wkb([bytes(b) for b in frame["geom_wkb"]])
-    labels = shapely.point_on_surface(geoms) if len(frame) else shapely.points(np.zeros((0, 2)))
+    labels = shapely.point_on_surface(geoms)
     frame["label_lng"] = shapely.get_x(labels)
     frame["label_lat"] = shapely.get_y(labels)
     return frame.drop(columns=["geom_wkb"])

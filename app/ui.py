@@ -13,14 +13,14 @@ from app import quality
 from app.db import version, warehouse_path
 from app.disclosure import DEFAULT_RULE
 from app.filters import Filter, categories_in, data_period
-from app.warehouse import OutdatedWarehouse, open_readonly
+from app.warehouse import OutdatedWarehouse, open_readonly, session
 
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 MAX_HEXES = 50_000
 
 
 @st.cache_resource(max_entries=2)
-def _connection(path: str, _version: tuple[int, int]):
+def _connection(path: str, stamp: tuple[int, int]):
     return open_readonly(path)
 
 
@@ -31,7 +31,7 @@ def warehouse():
         st.error(f"No warehouse at {path}. Run `make run` (or `python -m app load`) first.")
         st.stop()
     try:
-        return _connection(str(path), version(path)).cursor()
+        return session(_connection(str(path), version(path)).cursor())
     except OutdatedWarehouse as exc:
         st.error(str(exc))
         st.stop()
@@ -54,22 +54,19 @@ class View:
 
 
 @st.cache_data(ttl=600)
-def catalogue_frame(_version: tuple[int, int]) -> pd.DataFrame:
+def catalogue_frame(stamp: tuple[int, int]) -> pd.DataFrame:
     frame = quality.catalogue(warehouse())[["id", "title", "agency", "kind", "sharing"]]
     return frame.sort_values(["agency", "id"], ignore_index=True)
 
 
 @st.cache_data(ttl=600)
-def categories_of(_version: tuple[int, int], datasets: tuple[str, ...]) -> list[str]:
+def categories_of(stamp: tuple[int, int], datasets: tuple[str, ...]) -> list[str]:
     return categories_in(warehouse(), datasets)
 
 
 @st.cache_data(ttl=600)
-def period_of(_version: tuple[int, int]) -> tuple[dt.date, dt.date]:
-    span = data_period(warehouse(), Filter())
-    if span is None:
-        raise RuntimeError("the warehouse holds no records")
-    return span
+def period_of(stamp: tuple[int, int]) -> tuple[dt.date, dt.date] | None:
+    return data_period(warehouse(), Filter())
 
 
 def _param_list(name: str) -> list[str]:
@@ -96,7 +93,14 @@ def sidebar() -> View:
             st.session_state[key] = st.session_state[key]
     version_now = db_version()
     cat = catalogue_frame(version_now)
-    first, last = period_of(version_now)
+    span = period_of(version_now)
+    if span is None:
+        st.info(
+            "The warehouse holds no records yet. Run `python -m app load` and read its report: "
+            "a dataset that could not be loaded says why."
+        )
+        st.stop()
+    first, last = span
     ids = cat["id"].tolist()
     label = {r.id: f"{r.agency}: {r.title}" for r in cat.itertuples()}
 

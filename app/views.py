@@ -1,5 +1,8 @@
 """Cached engine calls for the pages: each keyed by the warehouse version and the view, so a
-filter change recomputes only what it touches and a reload of the warehouse refreshes all."""
+filter change recomputes only what it touches and a reload of the warehouse refreshes all.
+
+The version (``stamp``, from ``ui.db_version``) is an ordinary argument on purpose: Streamlit
+leaves arguments whose names begin with an underscore out of the cache key."""
 
 from __future__ import annotations
 
@@ -12,25 +15,25 @@ from app.ui import MAX_HEXES, warehouse
 
 
 @st.cache_data(ttl=600, max_entries=64, show_spinner=False)
-def ward_shapes(_version) -> pd.DataFrame:
+def ward_shapes(stamp) -> pd.DataFrame:
     return quality.ward_shapes(warehouse())
 
 
 @st.cache_data(ttl=600, max_entries=64, show_spinner=False)
-def wards(_version, f: Filter) -> pd.DataFrame:
+def wards(stamp, f: Filter) -> pd.DataFrame:
     frame = aggregate.ward_aggregate(warehouse(), f, by_dataset=False)
-    return frame.merge(ward_shapes(_version)[["ward_code", "geojson"]], on="ward_code")
+    return frame.merge(ward_shapes(stamp)[["ward_code", "geojson"]], on="ward_code")
 
 
 @st.cache_data(ttl=600, max_entries=64, show_spinner=False)
-def ward_by_dataset(_version, f: Filter) -> pd.DataFrame:
+def ward_by_dataset(stamp, f: Filter) -> pd.DataFrame:
     return aggregate.ward_aggregate(warehouse(), f, by_dataset=True)
 
 
-def map_res(_version, f: Filter, res: int) -> tuple[int, str]:
+def map_res(stamp, f: Filter, res: int) -> tuple[int, str]:
     """The requested resolution, or a coarser one when it would send over 50,000 hexes."""
     requested = res
-    while res > 5 and (len(hexes(_version, f, res)) > MAX_HEXES or _grid_size(_version, res) > MAX_HEXES):
+    while res > 5 and (len(hexes(stamp, f, res)) > MAX_HEXES or _grid_size(stamp, res) > MAX_HEXES):
         res -= 1
     note = (
         ""
@@ -41,7 +44,7 @@ def map_res(_version, f: Filter, res: int) -> tuple[int, str]:
 
 
 @st.cache_data(ttl=600, max_entries=16, show_spinner=False)
-def _grid_size(_version, res: int) -> int:
+def _grid_size(stamp, res: int) -> int:
     """Cells of the whole study area: the hotspot layers draw from all of them."""
     from app.grid import study_area_cells
 
@@ -49,42 +52,42 @@ def _grid_size(_version, res: int) -> int:
 
 
 @st.cache_data(ttl=600, max_entries=64, show_spinner=False)
-def hexes(_version, f: Filter, res: int) -> pd.DataFrame:
+def hexes(stamp, f: Filter, res: int) -> pd.DataFrame:
     return aggregate.hex_totals(warehouse(), f, res)
 
 
 @st.cache_data(ttl=600, max_entries=64, show_spinner=False)
-def hotspot_cells(_version, f: Filter, res: int, k: int) -> tuple[pd.DataFrame, str | None]:
+def hotspot_cells(stamp, f: Filter, res: int, k: int) -> tuple[pd.DataFrame, str | None]:
     frame, result = hotspots.hex_hotspots(warehouse(), f, res, k)
     return frame, result.warning
 
 
 @st.cache_data(ttl=600, max_entries=32, show_spinner=False)
-def emerging_cells(_version, f: Filter, res: int, k: int) -> pd.DataFrame:
+def emerging_cells(stamp, f: Filter, res: int, k: int) -> pd.DataFrame:
     return emerging.emerging_hotspots(warehouse(), f, res, "month", k)
 
 
 @st.cache_data(ttl=600, max_entries=32, show_spinner=False)
-def classes(_version, f: Filter, res: int, k: int) -> pd.DataFrame:
+def classes(stamp, f: Filter, res: int, k: int) -> pd.DataFrame:
     return overlap.cell_classes(warehouse(), f, res, k)
 
 
 @st.cache_data(ttl=600, max_entries=32, show_spinner=False)
-def colocation(_version, f: Filter, res: int, k: int) -> pd.DataFrame:
+def colocation(stamp, f: Filter, res: int, k: int) -> pd.DataFrame:
     return overlap.colocation_matrix(warehouse(), f, res, k)
 
 
 @st.cache_data(ttl=600, max_entries=32, show_spinner=False)
-def ward_agencies(_version, f: Filter, res: int, k: int) -> pd.DataFrame:
-    return overlap.ward_agencies(warehouse(), f, res, k, classes=classes(_version, f, res, k))
+def ward_agencies(stamp, f: Filter, res: int, k: int) -> pd.DataFrame:
+    return overlap.ward_agencies(warehouse(), f, res, k, classes=classes(stamp, f, res, k))
 
 
 @st.cache_data(ttl=600, max_entries=64, show_spinner=False)
-def series(_version, f: Filter, freq: str, ward: str | None = None, cell: str | None = None) -> pd.DataFrame:
+def series(stamp, f: Filter, freq: str, ward: str | None = None, cell: str | None = None) -> pd.DataFrame:
     return aggregate.time_series(warehouse(), f, freq, ward=ward, cell=cell)
 
 
 @st.cache_data(ttl=600, max_entries=64, show_spinner=False)
-def categories(_version, f: Filter, ward: str | None = None, cell: str | None = None) -> pd.DataFrame:
+def categories(stamp, f: Filter, ward: str | None = None, cell: str | None = None) -> pd.DataFrame:
     """Records per category (protected) for a ward, a cell or the city."""
     return aggregate.category_counts(warehouse(), f, ward=ward, cell=cell)

@@ -87,16 +87,37 @@ CREATE TABLE IF NOT EXISTS datasets (
 """
 
 
+_READER = "warehouse"  # the name a read-only connection attaches the warehouse file under
+
+
 def connect(
     path: str | Path, read_only: bool = False, memory_limit: str = "1GB"
 ) -> duckdb.DuckDBPyConnection:
     """A connection with the session settings every query here assumes (UTC, bounded memory;
-    beyond the limit DuckDB spills to disk rather than growing)."""
-    con = duckdb.connect(str(path), read_only=read_only)
-    con.execute("SET TimeZone = 'UTC'")
+    beyond the limit DuckDB spills to disk rather than growing).
+
+    A read-only one is an in-memory database of its own with the file attached.
+    ``duckdb.connect(path)`` would hand back the database this process already has open on
+    that path, which goes on reading the file a load has since renamed away: a dashboard would
+    show the old figures until it was restarted."""
+    if read_only:
+        con = duckdb.connect()
+        quoted = "'" + str(path).replace("'", "''") + "'"
+        con.execute(f"ATTACH {quoted} AS {_READER} (READ_ONLY)")
+    else:
+        con = duckdb.connect(str(path))
     con.execute("SET memory_limit = ?", [memory_limit])
     # DuckDB's own bar would draw over the load's progress line on a terminal.
     con.execute("SET enable_progress_bar = false")
+    return session(con, read_only)
+
+
+def session(con: duckdb.DuckDBPyConnection, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+    """Apply the per-connection settings to ``con`` (a new cursor starts without them: in the
+    in-memory catalogue, in the machine's time zone) and return it."""
+    if read_only:
+        con.execute(f"USE {_READER}")
+    con.execute("SET TimeZone = 'UTC'")
     return con
 
 

@@ -149,3 +149,43 @@ def test_an_outdated_warehouse_says_how_to_rebuild_it(tmp_path, monkeypatch):
     at.switch_page("screens/map.py").run()
     assert not at.exception
     assert any("python -m app load" in e.value for e in at.error)
+
+
+def test_an_empty_warehouse_says_what_to_do(tmp_path, monkeypatch):
+    from app.warehouse import connect, ensure_schema
+
+    db = tmp_path / "empty.duckdb"
+    con = connect(db)
+    ensure_schema(con)
+    con.close()
+    monkeypatch.setenv("COMMON_GROUND_DB", str(db))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.switch_page("screens/map.py").run()
+    assert not at.exception
+    assert any("python -m app load" in i.value for i in at.info)
+
+
+def test_a_reload_while_the_app_is_open_shows_the_new_figures(
+    small_demo, small_demo_db, tmp_path, monkeypatch
+):
+    """A load renames a new warehouse into place; the next rerun must read it, not serve the
+    figures cached (or the connection opened) for the old one."""
+    import shutil
+
+    from app.ingest import load
+
+    db = tmp_path / "warehouse.duckdb"
+    shutil.copy(small_demo_db[0], db)
+    monkeypatch.setenv("COMMON_GROUND_DB", str(db))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.switch_page("screens/data.py").run()
+    before = {m.label: m.value for m in at.metric}["Rows read"]
+
+    catalog = (small_demo / "catalog.toml").read_text().replace('"demo/', f'"{small_demo}/demo/')
+    first, _, rest = catalog.partition("[[datasets]]")
+    kept = "[[datasets]]".join(rest.split("[[datasets]]")[1:])  # every dataset but the first
+    (tmp_path / "fewer.toml").write_text(first + "[[datasets]]" + kept)
+    report = load(tmp_path / "fewer.toml", db)
+    at.run()
+    after = {m.label: m.value for m in at.metric}["Rows read"]
+    assert after == f"{report['totals']['rows_read']:,}" != before
