@@ -260,3 +260,56 @@ def time_series(
         params,
     ).df()
     return apply(frame, rule)
+
+
+_STEPS = {"day": "D", "week": "7D", "month": "MS"}  # as date_trunc starts them (weeks on Mondays)
+
+
+def agency_trend(series: pd.DataFrame, freq: str = "month", rule: Rule = DEFAULT_RULE) -> pd.DataFrame:
+    """Released counts per period and agency from a ``time_series`` frame, ready to draw.
+
+    An agency's figure is the sum of its datasets' released values. A suppressed count stays out
+    of that sum, and where every dataset of the agency is suppressed the figure is missing (a gap
+    in a line), never 0: the count behind it may be 4. Within a dataset's own span, a period
+    with no records is a true zero for an open dataset and a suppressed one for a protected
+    dataset, as the rule suppresses zero too. ``label`` says how to read each figure.
+    """
+    columns = ["period", "agency", "count", "suppressed_datasets", "datasets", "label"]
+    if freq not in FREQS:
+        raise ValueError(f"freq must be one of {', '.join(FREQS)}")
+    if not len(series):
+        return pd.DataFrame(columns=columns)
+    filled = pd.concat(_fill_periods(group, freq) for _, group in series.groupby("dataset", sort=False))
+    grouped = filled.groupby(["period", "agency"])
+    out = grouped["count"].sum(min_count=1).to_frame()
+    out["suppressed_datasets"] = grouped["suppressed"].sum().astype(int)
+    out["datasets"] = grouped.size()
+    out = out.reset_index()
+    out["label"] = [
+        _trend_label(c, s, n, rule.threshold)
+        for c, s, n in zip(out["count"], out["suppressed_datasets"], out["datasets"], strict=True)
+    ]
+    return out[columns]
+
+
+def _fill_periods(group: pd.DataFrame, freq: str) -> pd.DataFrame:
+    """One dataset's periods from its first to its last, the empty ones filled in."""
+    periods = pd.to_datetime(group["period"])
+    span = pd.date_range(periods.min(), periods.max(), freq=_STEPS[freq])
+    full = group.assign(period=periods).set_index("period")[["count", "suppressed"]].reindex(span)
+    missing = full["suppressed"].isna().to_numpy()
+    protected = group["sharing"].iloc[0] in PROTECTED
+    full["count"] = np.where(missing, np.nan if protected else 0.0, full["count"].to_numpy(dtype=float))
+    full["suppressed"] = np.where(missing, protected, full["suppressed"].to_numpy(dtype=object)).astype(bool)
+    full["agency"] = group["agency"].iloc[0]
+    return full.rename_axis("period").reset_index()
+
+
+def _trend_label(count: float, suppressed: int, datasets: int, threshold: int) -> str:
+    if suppressed == datasets:
+        return f"<{threshold}"
+    shown = f"{count:,.0f}"
+    if not suppressed:
+        return shown
+    plural = "s" if suppressed > 1 else ""
+    return f"{shown}, plus <{threshold} in {suppressed} more dataset{plural}"

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pandas as pd
 import streamlit as st
 
-from app import quality
+from app import aggregate, quality
 from app.db import version, warehouse_path
 from app.disclosure import DEFAULT_RULE
 from app.filters import Filter, categories_in, data_period
@@ -197,23 +197,32 @@ def _write_url(datasets, kinds, categories, f: Filter, res: int, hours) -> None:
         st.query_params.from_dict(params)
 
 
-def trend_chart(series: pd.DataFrame, key: str) -> None:
-    """Monthly records per agency (an agency's datasets summed), from protected figures."""
+def trend_chart(series: pd.DataFrame, key: str, freq: str = "month") -> None:
+    """Records per agency (an agency's datasets summed), from protected figures: a month whose
+    every figure is suppressed is a gap with its "<5", never a misleading zero."""
     import plotly.express as px
 
     if not len(series):
         st.info("No records under this filter.")
         return
-    by_agency = series.groupby(["period", "agency"], as_index=False)["count"].sum()
+    trend = aggregate.agency_trend(series, freq)
     chart = px.line(
-        by_agency,
+        trend,
         x="period",
         y="count",
         color="agency",
         markers=True,
-        labels={"count": "Records (protected)", "period": "Month"},
+        custom_data=["label"],
+        labels={"count": "Records (protected)", "period": freq.capitalize()},
     )
+    hover = "<b>%{fullData.name}</b><br>%{x|%d %b %Y}: %{customdata[0]}<extra></extra>"
+    chart.update_traces(connectgaps=False, hovertemplate=hover)
     st.plotly_chart(chart, width="stretch", key=key)
+    if (trend["suppressed_datasets"] > 0).any():
+        st.caption(
+            f"Gaps are {freq}s when every figure of an agency is suppressed (below {DEFAULT_RULE.threshold}, "
+            "zero included); where only some are, the line shows the others and the tooltip says so."
+        )
 
 
 def legend(title: str, items) -> None:

@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.aggregate import (
+    agency_trend,
     category_counts,
     hex_aggregate,
     hex_totals,
@@ -25,6 +26,7 @@ from app.aggregate import (
 from app.emerging import emerging_hotspots
 from app.filters import Filter, FilterError, categories_in, data_period, where
 from app.grid import study_area_cells
+from app.h3cells import parent_sql
 from app.hotspots import hex_hotspots, ward_hotspots
 from app.overlap import cell_classes, colocation_matrix, ward_agencies
 
@@ -193,6 +195,70 @@ def test_time_series_city_ward_and_cell(full_con, full_demo):
     before = series.loc[series["period"] < pd.Timestamp("2024-07-01"), "count"].sum() / 18
     after = series.loc[series["period"] >= pd.Timestamp("2024-07-01"), "count"].sum() / 18
     assert after > 5 * before  # the industrial estate's fly-tipping emerged in mid-2024
+
+
+def test_agency_trend_shows_suppressed_months_as_gaps_not_zeros(full_con):
+    """In a small cell, children's early-help referrals (restricted) fall below 5 in most months;
+    the trend must show those months as gaps labelled "<5", and sum only released figures."""
+    cell_9 = full_con.execute(
+        f"""SELECT {parent_sql("h3", 9)} AS c FROM events WHERE dataset = 'early_help'
+            GROUP BY c HAVING count(*) BETWEEN 20 AND 60 ORDER BY c LIMIT 1"""
+    ).fetchall()[0][0]
+    f = Filter(datasets=("early_help", "council_env"))
+    series = time_series(full_con, f, "month", cell=h3.int_to_str(cell_9))
+    trend = agency_trend(series, "month")
+    early = trend[trend["agency"] == "Fairhaven Children's Services"]
+    assert len(early)
+    gaps = early[early["suppressed_datasets"] == early["datasets"]]
+    assert len(gaps) > 0, "the test cell should have suppressed months"
+    assert gaps["count"].isna().all() and (gaps["label"] == "<5").all()
+    shown = early.dropna(subset=["count"])
+    assert ((shown["count"] >= 5) & (shown["count"] % 5 == 0)).all()
+    # Every month from the dataset's first to its last is there: none silently skipped.
+    months = pd.to_datetime(early["period"])
+    assert len(early) == (months.max().to_period("M") - months.min().to_period("M")).n + 1
+    council = trend[trend["agency"] == "Fairhaven City Council"]
+    released = series.loc[series["dataset"] == "council_env", "count"].sum()
+    assert council["count"].sum() == released  # open figures are summed as they are, zeros filled
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 11), st.sampled_from("abc"), st.one_of(st.none(), st.integers(0, 40))),
+        min_size=1,
+        max_size=30,
+        unique_by=lambda t: (t[0], t[1]),
+    )
+)
+def test_agency_trend_invariants(rows):
+    """Whatever the mix: an agency's figure is the sum of its released figures, missing only
+    when all of them are suppressed, and no period of a dataset's span is dropped."""
+    sharing = {"a": "open", "b": "restricted", "c": "partners"}
+    agency = {"a": "X", "b": "X", "c": "Y"}
+    suppressed = [c is None and d != "a" for _, d, c in rows]  # an open figure is never suppressed
+    frame = pd.DataFrame(
+        {
+            "period": [pd.Timestamp(2024, 1, 1) + pd.DateOffset(months=m) for m, _, _ in rows],
+            "dataset": [d for _, d, _ in rows],
+            "agency": [agency[d] for _, d, _ in rows],
+            "sharing": [sharing[d] for _, d, _ in rows],
+            "count": [np.nan if s else float(c or 0) for (_, _, c), s in zip(rows, suppressed, strict=True)],
+            "suppressed": suppressed,
+        }
+    )
+    trend = agency_trend(frame, "month").set_index(["period", "agency"])
+    assert not trend.index.duplicated().any()
+    for key, group in frame.groupby(["period", "agency"]):
+        row = trend.loc[key]
+        if np.isnan(row["count"]):
+            assert group["suppressed"].all() and row["label"] == "<5"
+            assert row["suppressed_datasets"] == row["datasets"]
+        else:
+            assert row["count"] == group["count"].sum()  # filled periods add 0 or nothing
+            assert row["label"].startswith(f"{row['count']:,.0f}")
+    months = frame.groupby("dataset")["period"].agg(["min", "max"])
+    span = (months["max"].dt.to_period("M") - months["min"].dt.to_period("M")).map(lambda d: d.n + 1)
+    assert trend["datasets"].sum() == span.sum()
 
 
 def test_protected_figures_never_show_small_counts(full_con):

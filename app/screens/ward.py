@@ -45,6 +45,10 @@ c2.metric(
 c3.metric(
     "Change on the previous period",
     f"{head['change_pct']:+.0f} %" if head["change_pct"] == head["change_pct"] else "n/a",
+    help="Against the same length of time just before the period. It reads n/a when there is "
+    "nothing to compare with: the data does not reach back that far (as for a period that starts "
+    "with the data; choose a later start in the filter), the earlier count is zero, or a count "
+    "is suppressed.",
 )
 
 st.subheader("Trend per agency")
