@@ -105,3 +105,37 @@ def per_dataset_hotspots(
             }
         )
     return cells, out
+
+
+HOTSPOT_COLUMNS = [
+    "h3_cell",
+    "records",
+    "z",
+    "p_fdr",
+    "bin",
+    "pattern",
+    "hot_demand_agencies",
+    "intervention_agencies",
+    "class",
+]
+
+
+def ranked_hotspots(
+    spots: pd.DataFrame, classes: pd.DataFrame, trend: pd.DataFrame, rule: Rule = DEFAULT_RULE
+) -> pd.DataFrame:
+    """The significant hotspots (95 % or more) of ``hex_hotspots``, strongest first, with what a
+    service manager asks of each: its released count as shown ("<5" when suppressed), the
+    agencies whose demand is hot there, the interventions concentrated there and their class
+    (``overlap.cell_classes``), and its pattern over time (``emerging.emerging_hotspots``)."""
+    hot = spots[spots["bin"] >= 2]
+    ranked = (
+        hot.merge(
+            classes[["h3_cell", "class", "hot_demand_agencies", "intervention_agencies"]],
+            on="h3_cell",
+            how="left",
+        )
+        .merge(trend[["h3_cell", "pattern"]], on="h3_cell", how="left")
+        .sort_values("z", ascending=False, ignore_index=True)
+    )
+    ranked["records"] = [rule.label(v, s) for v, s in zip(ranked["count"], ranked["suppressed"], strict=True)]
+    return ranked[HOTSPOT_COLUMNS]

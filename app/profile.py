@@ -5,6 +5,10 @@ from __future__ import annotations
 import html
 
 import pandas as pd
+import shapely
+
+from app.disclosure import DEFAULT_RULE, Rule
+from app.hotspots import ranked_hotspots
 
 
 def headline(wards: pd.DataFrame, code: str) -> dict:
@@ -22,6 +26,24 @@ def headline(wards: pd.DataFrame, code: str) -> dict:
         "change_pct": row["change_pct"],
         "population": row["population"],
     }
+
+
+def hotspots_in_ward(
+    spots: pd.DataFrame,
+    classes: pd.DataFrame,
+    trend: pd.DataFrame,
+    ward_geojson: str,
+    rule: Rule = DEFAULT_RULE,
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The ward's ranked hotspots (cells whose centre lies in the ward) and how many of its
+    cells fall in each intervention class but "none", for the profile's coverage line."""
+    ward = shapely.from_geojson(ward_geojson)
+    inside = shapely.contains_xy(ward, spots["cell_lng"].to_numpy(), spots["cell_lat"].to_numpy())
+    cells = set(spots.loc[inside, "h3_cell"])
+    table = ranked_hotspots(spots[inside], classes, trend, rule)
+    in_ward = classes[classes["h3_cell"].isin(cells)]
+    coverage = in_ward["class"].value_counts().drop("none", errors="ignore")
+    return table, {str(k): int(v) for k, v in coverage.items()}
 
 
 def to_html(

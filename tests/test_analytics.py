@@ -27,8 +27,10 @@ from app.emerging import emerging_hotspots
 from app.filters import Filter, FilterError, categories_in, data_period, where
 from app.grid import study_area_cells
 from app.h3cells import parent_sql
-from app.hotspots import hex_hotspots, ward_hotspots
+from app.hotspots import hex_hotspots, ranked_hotspots, ward_hotspots
 from app.overlap import cell_classes, colocation_matrix, ward_agencies
+from app.profile import hotspots_in_ward
+from app.quality import ward_shapes
 
 OPEN = Filter(datasets=("council_env",))  # an open dataset: figures are exact
 
@@ -287,6 +289,33 @@ def test_hotspots_cover_the_whole_grid_and_find_the_town_centre(full_con, full_d
         assert hot[cell(planted, spot, 8)] == 3
     assert hot[cell(planted, "leafy_oakhurst", 8)] <= 0
     assert result.warning is None
+
+
+def test_ranked_hotspots_and_each_wards_share_of_them(full_con, full_demo):
+    """The hotspot table (service managers) ranks the significant cells, and the ward profiles
+    (councillors) split exactly those cells between the wards that hold their centres."""
+    _, _, planted = full_demo
+    f = Filter(datasets=("early_help",))  # restricted: released figures only
+    spots, _ = hex_hotspots(full_con, f, 8)
+    classes, trend = cell_classes(full_con, f, 8), emerging_hotspots(full_con, f, 8, "month")
+    ranked = ranked_hotspots(spots, classes, trend)
+    assert len(ranked) == (spots["bin"] >= 2).sum() > 0
+    assert ranked["z"].is_monotonic_decreasing and (ranked["bin"] >= 2).all()
+    shown = spots.set_index("h3_cell").loc[ranked["h3_cell"]]
+    assert ranked["records"].tolist() == [
+        "<5" if s else f"{c:,.0f}" for c, s in zip(shown["count"], shown["suppressed"], strict=True)
+    ]
+    assert cell(planted, "northgate_estate", 8) in set(ranked["h3_cell"])
+    assert ranked["pattern"].notna().all() and ranked["class"].notna().all()
+    seen = []
+    for shape in ward_shapes(full_con).itertuples():
+        table, coverage = hotspots_in_ward(spots, classes, trend, shape.geojson)
+        seen += table["h3_cell"].tolist()
+        assert table["z"].is_monotonic_decreasing
+        assert "none" not in coverage and all(n > 0 for n in coverage.values())
+    assert len(seen) == len(set(seen))  # no hotspot in two wards
+    outside = set(ranked["h3_cell"]) - set(seen)
+    assert len(outside) <= 0.05 * len(ranked)  # only cells whose centre lies beyond the boundary
 
 
 def test_ward_hotspots(full_con):

@@ -6,8 +6,7 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from app import ui, views
-from app.disclosure import DEFAULT_RULE
+from app import hotspots, ui, views
 
 view = ui.sidebar()
 version = ui.db_version()
@@ -15,34 +14,9 @@ f = view.filter
 st.title("Hotspots and overlap")
 
 spots, warning = views.hotspot_cells(version, f, view.res, view.k)
-classes = views.classes(version, f, view.res, view.k)
-trend = views.emerging_cells(version, f, view.res, view.k)
-ranked = (
-    spots[spots["bin"] >= 2]
-    .merge(
-        classes[["h3_cell", "class", "hot_demand_agencies", "intervention_agencies"]],
-        on="h3_cell",
-        how="left",
-    )
-    .merge(trend[["h3_cell", "pattern"]], on="h3_cell", how="left")
-    .sort_values("z", ascending=False)
-)
-ranked["records"] = [
-    DEFAULT_RULE.label(v, s) for v, s in zip(ranked["count"], ranked["suppressed"], strict=True)
-]
-table = ranked[
-    [
-        "h3_cell",
-        "records",
-        "z",
-        "p_fdr",
-        "bin",
-        "pattern",
-        "hot_demand_agencies",
-        "intervention_agencies",
-        "class",
-    ]
-].rename(columns={"class": "intervention status"})
+table = hotspots.ranked_hotspots(
+    spots, views.classes(version, f, view.res, view.k), views.emerging_cells(version, f, view.res, view.k)
+).rename(columns={"class": "intervention status"})
 st.subheader(f"Current hotspots ({len(table)})")
 if warning:
     st.warning(warning)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import shapely
 import streamlit as st
 
 from app import profile, ui, views
@@ -54,28 +53,16 @@ c3.metric(
 st.subheader("Trend per agency")
 ui.trend_chart(views.series(version, f, "month", ward=code), key="ward-series")
 
-geom = shapely.from_geojson(shapes.set_index("ward_code").loc[code, "geojson"])
-spots, _ = views.hotspot_cells(version, f, view.res, view.k)
-inside = shapely.contains_xy(geom, spots["cell_lng"].to_numpy(), spots["cell_lat"].to_numpy())
-ward_spots = spots[inside & (spots["bin"] >= 2)]
-classes = views.classes(version, f, view.res, view.k)
-classes = classes[classes["h3_cell"].isin(spots.loc[inside, "h3_cell"])]
-trend = views.emerging_cells(version, f, view.res, view.k)
-trend = trend[trend["h3_cell"].isin(ward_spots["h3_cell"])][["h3_cell", "pattern"]]
-table = (
-    ward_spots[["h3_cell", "count", "suppressed", "z", "bin"]]
-    .merge(trend, on="h3_cell", how="left")
-    .merge(classes[["h3_cell", "class", "hot_demand_agencies"]], on="h3_cell", how="left")
+table, coverage = profile.hotspots_in_ward(
+    views.hotspot_cells(version, f, view.res, view.k)[0],
+    views.classes(version, f, view.res, view.k),
+    views.emerging_cells(version, f, view.res, view.k),
+    shapes.set_index("ward_code").loc[code, "geojson"],
 )
-table["records"] = [
-    DEFAULT_RULE.label(v, s) for v, s in zip(table["count"], table["suppressed"], strict=True)
-]
-table = table[["h3_cell", "records", "z", "bin", "pattern", "class", "hot_demand_agencies"]]
-coverage = classes["class"].value_counts().drop("none", errors="ignore").to_dict()
 
 st.subheader("Hotspots in this ward")
 if len(table):
-    st.dataframe(table.sort_values("z", ascending=False), hide_index=True, width="stretch")
+    st.dataframe(table, hide_index=True, width="stretch")
 else:
     st.info("No significant hotspot (95 %) of the selected records lies in this ward.")
 agencies = (
