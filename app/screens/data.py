@@ -29,7 +29,13 @@ c1, c2, c3 = st.columns(3)
 c1.metric("Rows read", f"{totals['rows read']:,}")
 c2.metric("Loaded", f"{totals['loaded']:,}")
 c3.metric("Quarantined", f"{totals['quarantined']:,}")
-st.dataframe(report, hide_index=True, width="stretch")
+counts = ["rows read", "loaded", "quarantined", "empty category"]
+st.dataframe(
+    report,
+    hide_index=True,
+    width="stretch",
+    column_config={c: st.column_config.NumberColumn(format="localized") for c in counts if c in report},
+)
 
 st.subheader("Quarantined rows")
 by_reason = quality.quarantine_by_reason(con)
