@@ -222,7 +222,7 @@ def category_counts(
             SELECT e.dataset, e.category, count(*) AS count, {CELL_KEY_SQL} AS cell_key
             FROM events e WHERE {sql} AND {place} GROUP BY 1, 2
         )
-        SELECT c.dataset, d.agency, c.category, d.sharing, c.count, c.cell_key
+        SELECT c.dataset, d.agency, d.kind, c.category, d.sharing, c.count, c.cell_key
         FROM counts c JOIN datasets d ON d.id = c.dataset
         ORDER BY c.count DESC, c.dataset, c.category
         """,
@@ -253,7 +253,7 @@ def time_series(
                    {CELL_KEY_SQL} AS cell_key
             FROM events e WHERE {sql} AND {place} GROUP BY 1, 2
         )
-        SELECT c.period::DATE AS period, c.dataset, d.agency, d.sharing, c.count, c.cell_key
+        SELECT c.period::DATE AS period, c.dataset, d.agency, d.kind, d.sharing, c.count, c.cell_key
         FROM counts c JOIN datasets d ON d.id = c.dataset
         ORDER BY 1, 2
         """,
@@ -266,21 +266,22 @@ _STEPS = {"day": "D", "week": "7D", "month": "MS"}  # as date_trunc starts them 
 
 
 def agency_trend(series: pd.DataFrame, freq: str = "month", rule: Rule = DEFAULT_RULE) -> pd.DataFrame:
-    """Released counts per period and agency from a ``time_series`` frame, ready to draw.
+    """Released counts per period, agency and kind from a ``time_series`` frame, ready to draw:
+    an agency's demand and its interventions (crime and patrols, say) stay apart.
 
-    An agency's figure is the sum of its datasets' released values. A suppressed count stays out
-    of that sum, and where every dataset of the agency is suppressed the figure is missing (a gap
-    in a line), never 0: the count behind it may be 4. Within a dataset's own span, a period
-    with no records is a true zero for an open dataset and a suppressed one for a protected
-    dataset, as the rule suppresses zero too. ``label`` says how to read each figure.
+    A figure is the sum of its datasets' released values. A suppressed count stays out of that
+    sum, and where every dataset behind a figure is suppressed the figure is missing (a gap in a
+    line), never 0: the count behind it may be 4. Within a dataset's own span, a period with no
+    records is a true zero for an open dataset and a suppressed one for a protected dataset, as
+    the rule suppresses zero too. ``label`` says how to read each figure.
     """
-    columns = ["period", "agency", "count", "suppressed_datasets", "datasets", "label"]
+    columns = ["period", "agency", "kind", "count", "suppressed_datasets", "datasets", "label"]
     if freq not in FREQS:
         raise ValueError(f"freq must be one of {', '.join(FREQS)}")
     if not len(series):
         return pd.DataFrame(columns=columns)
     filled = pd.concat(_fill_periods(group, freq) for _, group in series.groupby("dataset", sort=False))
-    grouped = filled.groupby(["period", "agency"])
+    grouped = filled.groupby(["period", "agency", "kind"])
     out = grouped["count"].sum(min_count=1).to_frame()
     out["suppressed_datasets"] = grouped["suppressed"].sum().astype(int)
     out["datasets"] = grouped.size()
@@ -302,6 +303,7 @@ def _fill_periods(group: pd.DataFrame, freq: str) -> pd.DataFrame:
     full["count"] = np.where(missing, np.nan if protected else 0.0, full["count"].to_numpy(dtype=float))
     full["suppressed"] = np.where(missing, protected, full["suppressed"].to_numpy(dtype=object)).astype(bool)
     full["agency"] = group["agency"].iloc[0]
+    full["kind"] = group["kind"].iloc[0]
     return full.rename_axis("period").reset_index()
 
 

@@ -25,4 +25,4 @@ def cell_detail(version, f: Filter, cell: str, res: int, k: int) -> None:
     cats["records"] = [
         DEFAULT_RULE.label(v, s) for v, s in zip(cats["count"], cats["suppressed"], strict=True)
     ]
-    st.dataframe(cats[["agency", "dataset", "category", "records"]], hide_index=True, width="stretch")
+    st.dataframe(cats[["agency", "kind", "dataset", "category", "records"]], hide_index=True, width="stretch")

@@ -116,7 +116,7 @@ HOTSPOT_COLUMNS = [
     "pattern",
     "hot_demand_agencies",
     "intervention_agencies",
-    "class",
+    "intervention status",  # overlap's class, named as the table and its CSV show it
 ]
 
 
@@ -138,4 +138,4 @@ def ranked_hotspots(
         .sort_values("z", ascending=False, ignore_index=True)
     )
     ranked["records"] = [rule.label(v, s) for v, s in zip(ranked["count"], ranked["suppressed"], strict=True)]
-    return ranked[HOTSPOT_COLUMNS]
+    return ranked.rename(columns={"class": "intervention status"})[HOTSPOT_COLUMNS]

@@ -198,8 +198,8 @@ def _write_url(datasets, kinds, categories, f: Filter, res: int, hours) -> None:
 
 
 def trend_chart(series: pd.DataFrame, key: str, freq: str = "month") -> None:
-    """Records per agency (an agency's datasets summed), from protected figures: a month whose
-    every figure is suppressed is a gap with its "<5", never a misleading zero."""
+    """Records per agency, demand solid and interventions dashed, from protected figures: a
+    period whose every figure is suppressed is a gap with its "<5", never a misleading zero."""
     import plotly.express as px
 
     if not len(series):
@@ -211,18 +211,38 @@ def trend_chart(series: pd.DataFrame, key: str, freq: str = "month") -> None:
         x="period",
         y="count",
         color="agency",
+        line_dash="kind",
+        category_orders={"kind": ["demand", "intervention"]},
         markers=True,
-        custom_data=["label"],
+        custom_data=["label", "kind"],
         labels={"count": "Records (protected)", "period": freq.capitalize()},
     )
     hover = "<b>%{fullData.name}</b><br>%{x|%d %b %Y}: %{customdata[0]}<extra></extra>"
     chart.update_traces(connectgaps=False, hovertemplate=hover)
+    chart.update_layout(legend_title_text="agency, kind")
     st.plotly_chart(chart, width="stretch", key=key)
     if (trend["suppressed_datasets"] > 0).any():
         st.caption(
             f"Gaps are {freq}s when every figure of an agency is suppressed (below {DEFAULT_RULE.threshold}, "
             "zero included); where only some are, the line shows the others and the tooltip says so."
         )
+
+
+def hotspot_table(table: pd.DataFrame, key: str) -> None:
+    """A ``hotspots.ranked_hotspots`` table, as the hotspot page and the ward profile show it."""
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        key=key,
+        column_config={
+            "h3_cell": "H3 cell",
+            "p_fdr": st.column_config.NumberColumn("p (FDR)", format="%.1e"),
+            "z": st.column_config.NumberColumn("z", format="%.2f"),
+            "hot_demand_agencies": "hot demand of",
+            "intervention_agencies": "interventions concentrated",
+        },
+    )
 
 
 def legend(title: str, items) -> None:

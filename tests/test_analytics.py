@@ -226,31 +226,33 @@ def test_agency_trend_shows_suppressed_months_as_gaps_not_zeros(full_con):
 
 @given(
     st.lists(
-        st.tuples(st.integers(0, 11), st.sampled_from("abc"), st.one_of(st.none(), st.integers(0, 40))),
+        st.tuples(st.integers(0, 11), st.sampled_from("abcd"), st.one_of(st.none(), st.integers(0, 40))),
         min_size=1,
         max_size=30,
         unique_by=lambda t: (t[0], t[1]),
     )
 )
 def test_agency_trend_invariants(rows):
-    """Whatever the mix: an agency's figure is the sum of its released figures, missing only
-    when all of them are suppressed, and no period of a dataset's span is dropped."""
-    sharing = {"a": "open", "b": "restricted", "c": "partners"}
-    agency = {"a": "X", "b": "X", "c": "Y"}
-    suppressed = [c is None and d != "a" for _, d, c in rows]  # an open figure is never suppressed
+    """Whatever the mix: an agency's figure of one kind is the sum of its released figures,
+    missing only when all of them are suppressed, and no period of a dataset's span is dropped."""
+    sharing = {"a": "open", "b": "restricted", "c": "partners", "d": "open"}
+    agency = {"a": "X", "b": "X", "c": "Y", "d": "X"}
+    kind = {"a": "demand", "b": "demand", "c": "demand", "d": "intervention"}
+    suppressed = [c is None and sharing[d] != "open" for _, d, c in rows]  # open: never suppressed
     frame = pd.DataFrame(
         {
             "period": [pd.Timestamp(2024, 1, 1) + pd.DateOffset(months=m) for m, _, _ in rows],
             "dataset": [d for _, d, _ in rows],
             "agency": [agency[d] for _, d, _ in rows],
+            "kind": [kind[d] for _, d, _ in rows],
             "sharing": [sharing[d] for _, d, _ in rows],
             "count": [np.nan if s else float(c or 0) for (_, _, c), s in zip(rows, suppressed, strict=True)],
             "suppressed": suppressed,
         }
     )
-    trend = agency_trend(frame, "month").set_index(["period", "agency"])
+    trend = agency_trend(frame, "month").set_index(["period", "agency", "kind"])
     assert not trend.index.duplicated().any()
-    for key, group in frame.groupby(["period", "agency"]):
+    for key, group in frame.groupby(["period", "agency", "kind"]):
         row = trend.loc[key]
         if np.isnan(row["count"]):
             assert group["suppressed"].all() and row["label"] == "<5"
@@ -306,7 +308,7 @@ def test_ranked_hotspots_and_each_wards_share_of_them(full_con, full_demo):
         "<5" if s else f"{c:,.0f}" for c, s in zip(shown["count"], shown["suppressed"], strict=True)
     ]
     assert cell(planted, "northgate_estate", 8) in set(ranked["h3_cell"])
-    assert ranked["pattern"].notna().all() and ranked["class"].notna().all()
+    assert ranked["pattern"].notna().all() and ranked["intervention status"].notna().all()
     seen = []
     for shape in ward_shapes(full_con).itertuples():
         table, coverage = hotspots_in_ward(spots, classes, trend, shape.geojson)

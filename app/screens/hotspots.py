@@ -16,17 +16,11 @@ st.title("Hotspots and overlap")
 spots, warning = views.hotspot_cells(version, f, view.res, view.k)
 table = hotspots.ranked_hotspots(
     spots, views.classes(version, f, view.res, view.k), views.emerging_cells(version, f, view.res, view.k)
-).rename(columns={"class": "intervention status"})
+)
 st.subheader(f"Current hotspots ({len(table)})")
 if warning:
     st.warning(warning)
-st.dataframe(
-    table,
-    hide_index=True,
-    width="stretch",
-    key="hotspot_table",
-    column_config={"p_fdr": st.column_config.NumberColumn("p (FDR)", format="%.1e")},
-)
+ui.hotspot_table(table, key="hotspot_table")
 st.download_button(
     "Download hotspots (CSV)", table.to_csv(index=False), "hotspots.csv", "text/csv", key="hotspots_csv"
 )

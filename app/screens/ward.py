@@ -62,7 +62,7 @@ table, coverage = profile.hotspots_in_ward(
 
 st.subheader("Hotspots in this ward")
 if len(table):
-    st.dataframe(table, hide_index=True, width="stretch")
+    ui.hotspot_table(table, key="ward_hotspots")
 else:
     st.info("No significant hotspot (95 %) of the selected records lies in this ward.")
 agencies = (
@@ -77,7 +77,7 @@ st.markdown(
 st.subheader("Categories")
 cats = views.categories(version, f, ward=code)
 cats["records"] = [DEFAULT_RULE.label(v, s) for v, s in zip(cats["count"], cats["suppressed"], strict=True)]
-cats = cats[["agency", "category", "records"]]
+cats = cats[["agency", "kind", "category", "records"]]
 st.dataframe(cats, hide_index=True, width="stretch")
 
 page = profile.to_html(code, head, agencies, cats, table, coverage, DEFAULT_RULE.describe(), period)
