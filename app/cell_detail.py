@@ -20,7 +20,7 @@ def cell_detail(version, f: Filter, cell: str, res: int, k: int) -> None:
         c2.metric("Gi* bin", int(row["bin"]), help=f"z = {row['z']:.2f}, FDR p = {row['p_fdr']:.3f}")
     if cell in trend.index:
         c3.metric("Trend", trend.loc[cell, "pattern"].capitalize())
-    ui.trend_chart(views.series(version, f, "month", cell=cell), key=f"cell-series-{cell}")
+    ui.trend_chart(views.trend(version, f, "month", cell=cell), key=f"cell-series-{cell}")
     cats = views.categories(version, f, cell=cell)
     cats["records"] = [
         DEFAULT_RULE.label(v, s) for v, s in zip(cats["count"], cats["suppressed"], strict=True)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import html
+import json
 
+import numpy as np
 import pandas as pd
 import shapely
 
@@ -49,18 +51,22 @@ def hotspots_in_ward(
 def to_html(
     code: str,
     head: dict,
-    agencies: pd.DataFrame,
+    agencies: str,
+    trend: pd.DataFrame,
     categories: pd.DataFrame,
     spots: pd.DataFrame,
     coverage: dict,
     rule_text: str,
     period: str,
 ) -> str:
-    """A self-contained page a councillor can print or send on."""
+    """A self-contained page a councillor can print or send on (no script, so it opens and
+    prints anywhere, offline included)."""
 
     def table(frame: pd.DataFrame) -> str:
         return frame.to_html(index=False, border=0, classes="t", na_rep="", escape=True)
 
+    if {"z", "p_fdr"} <= set(spots.columns):
+        spots = spots.assign(z=spots["z"].round(2), p_fdr=spots["p_fdr"].map("{:.1e}".format))
     name = html.escape(str(head["ward_name"]))
     count = "&lt;5" if head["suppressed"] else f"{head['count']:,.0f}"
     rate = f"{head['rate_per_1000']:,.1f}" if pd.notna(head["rate_per_1000"]) else "n/a"
@@ -76,7 +82,64 @@ def to_html(
 <h2>Headline</h2>
 <p>Records: <b>{count}</b> · rate per 1,000 residents <b>{rate}</b> (city {city}) · change on the
 previous period <b>{change}</b></p>
+<h2>The last twelve months per agency</h2>{table(recent_trend(trend))}
 <h2>Agencies whose demand is hot here</h2><p>{html.escape(agencies or "none")}</p>
 <h2>Hotspots in the ward and their intervention coverage</h2><p>{html.escape(cover)}</p>{table(spots)}
 <h2>Categories</h2>{table(categories)}
 <p><small>{html.escape(rule_text)}</small></p></body></html>"""
+
+
+def recent_trend(trend: pd.DataFrame, periods: int = 12) -> pd.DataFrame:
+    """The last ``periods`` periods of ``aggregate.agency_trend`` as a table to read: one row
+    per agency and kind, one column per period, each cell its label ("<5" where suppressed)."""
+    if not len(trend):
+        return pd.DataFrame(columns=["agency", "kind"])
+    last = sorted(trend["period"].unique())[-periods:]
+    recent = trend[trend["period"].isin(last)].assign(column=lambda t: t["period"].dt.strftime("%b %Y"))
+    wide = recent.pivot_table(index=["agency", "kind"], columns="column", values="label", aggfunc="first")
+    order = [pd.Timestamp(p).strftime("%b %Y") for p in last]
+    return wide.reindex(columns=order).fillna("").reset_index().rename_axis(columns=None)
+
+
+def to_json(
+    code: str,
+    head: dict,
+    agencies: str,
+    trend: pd.DataFrame,
+    categories: pd.DataFrame,
+    spots: pd.DataFrame,
+    coverage: dict,
+    rule: Rule,
+    period: str,
+) -> str:
+    """The profile's figures as JSON for an analyst, all of them released ones: a suppressed
+    count is null with its label "<5", never a number."""
+    profile = {
+        "ward": code,
+        "period": period,
+        "headline": {k: _plain(v) for k, v in head.items()},
+        "hot_demand_agencies": agencies,
+        "intervention_coverage": coverage,
+        "trend": _records(
+            trend.assign(period=trend["period"].dt.strftime("%Y-%m-%d")) if len(trend) else trend
+        ),
+        "categories": _records(categories),
+        "hotspots": _records(spots),
+        "disclosure": rule.as_dict(),
+    }
+    return json.dumps(profile, indent=1, allow_nan=False)
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    return [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict("records")]
+
+
+def _plain(value):
+    """A JSON value: numpy scalars as Python ones, NaN as null."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.date().isoformat() if value == value.normalize() else value.isoformat()
+    return value

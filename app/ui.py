@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pandas as pd
 import streamlit as st
 
-from app import aggregate, quality
+from app import quality
 from app.db import version, warehouse_path
 from app.disclosure import DEFAULT_RULE
 from app.filters import Filter, categories_in, data_period
@@ -197,15 +197,14 @@ def _write_url(datasets, kinds, categories, f: Filter, res: int, hours) -> None:
         st.query_params.from_dict(params)
 
 
-def trend_chart(series: pd.DataFrame, key: str, freq: str = "month") -> None:
-    """Records per agency, demand solid and interventions dashed, from protected figures: a
-    period whose every figure is suppressed is a gap with its "<5", never a misleading zero."""
+def trend_chart(trend: pd.DataFrame, key: str, freq: str = "month") -> None:
+    """Records per agency (``aggregate.agency_trend``), demand solid and interventions dashed:
+    a period whose every figure is suppressed is a gap with its "<5", never a misleading zero."""
     import plotly.express as px
 
-    if not len(series):
+    if not len(trend):
         st.info("No records under this filter.")
         return
-    trend = aggregate.agency_trend(series, freq)
     chart = px.line(
         trend,
         x="period",

@@ -83,8 +83,10 @@ def ward_agencies(stamp, f: Filter, res: int, k: int) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=600, max_entries=64, show_spinner=False)
-def series(stamp, f: Filter, freq: str, ward: str | None = None, cell: str | None = None) -> pd.DataFrame:
-    return aggregate.time_series(warehouse(), f, freq, ward=ward, cell=cell)
+def trend(stamp, f: Filter, freq: str, ward: str | None = None, cell: str | None = None) -> pd.DataFrame:
+    """Released counts per period, agency and kind, for a ward, a cell or the city."""
+    series = aggregate.time_series(warehouse(), f, freq, ward=ward, cell=cell)
+    return aggregate.agency_trend(series, freq)
 
 
 @st.cache_data(ttl=600, max_entries=64, show_spinner=False)

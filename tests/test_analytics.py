@@ -5,6 +5,7 @@ need) come out."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import h3
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from app import profile
 from app.aggregate import (
     agency_trend,
     category_counts,
@@ -23,6 +25,7 @@ from app.aggregate import (
     ward_aggregate,
     xor_by,
 )
+from app.disclosure import DEFAULT_RULE
 from app.emerging import emerging_hotspots
 from app.filters import Filter, FilterError, categories_in, data_period, where
 from app.grid import study_area_cells
@@ -318,6 +321,38 @@ def test_ranked_hotspots_and_each_wards_share_of_them(full_con, full_demo):
     assert len(seen) == len(set(seen))  # no hotspot in two wards
     outside = set(ranked["h3_cell"]) - set(seen)
     assert len(outside) <= 0.05 * len(ranked)  # only cells whose centre lies beyond the boundary
+
+
+def test_ward_profile_downloads_carry_released_figures_only(full_con):
+    """The printable profile and its JSON hold the trend, categories and hotspots as the page
+    shows them: a suppressed figure is "<5" (and null in JSON), never a number or NaN."""
+    code = full_con.execute(
+        """SELECT ward_code FROM events WHERE dataset = 'early_help' GROUP BY 1 ORDER BY count(*) LIMIT 1"""
+    ).fetchall()[0][0]
+    f = Filter(datasets=("early_help", "fire_safety_visits"))
+    head = profile.headline(ward_aggregate(full_con, f, by_dataset=False), code)
+    trend = agency_trend(time_series(full_con, f, "month", ward=code), "month")
+    cats = category_counts(full_con, f, ward=code)
+    assert trend["count"].isna().any(), "the quietest ward should have suppressed months"
+    spots, _ = hex_hotspots(full_con, f, 8)
+    shape = ward_shapes(full_con).set_index("ward_code").loc[code, "geojson"]
+    table, coverage = hotspots_in_ward(
+        spots, cell_classes(full_con, f, 8), emerging_hotspots(full_con, f, 8), shape
+    )
+    text = profile.to_json(code, head, "", trend, cats, table, coverage, DEFAULT_RULE, "2023 to 2025")
+    data = json.loads(text)  # to_json refuses NaN, so this is strict JSON
+    assert data["ward"] == code and data["disclosure"]["threshold"] == 5
+    assert len(data["trend"]) == len(trend) and len(data["categories"]) == len(cats)
+    for row in data["trend"]:
+        assert (row["count"] is None) == (row["label"] == "<5")
+        assert row["count"] is None or row["kind"] == "intervention" or row["count"] % 5 == 0
+    page = profile.to_html(
+        code, head, "", trend, cats, table, coverage, DEFAULT_RULE.describe(), "2023 to 2025"
+    )
+    recent = profile.recent_trend(trend)
+    assert list(recent.columns[:2]) == ["agency", "kind"] and len(recent.columns) == 14
+    assert "The last twelve months per agency" in page and "&lt;5" in page
+    assert "nan" not in page.lower().replace("fairhaven", "")
 
 
 def test_ward_hotspots(full_con):

@@ -3,8 +3,6 @@ their coverage, overlapping agencies, and a printable profile to download."""
 
 from __future__ import annotations
 
-import json
-
 import streamlit as st
 
 from app import profile, ui, views
@@ -51,7 +49,8 @@ c3.metric(
 )
 
 st.subheader("Trend per agency")
-ui.trend_chart(views.series(version, f, "month", ward=code), key="ward-series")
+trend = views.trend(version, f, "month", ward=code)
+ui.trend_chart(trend, key="ward-series")
 
 table, coverage = profile.hotspots_in_ward(
     views.hotspot_cells(version, f, view.res, view.k)[0],
@@ -80,7 +79,7 @@ cats["records"] = [DEFAULT_RULE.label(v, s) for v, s in zip(cats["count"], cats[
 cats = cats[["agency", "kind", "category", "records"]]
 st.dataframe(cats, hide_index=True, width="stretch")
 
-page = profile.to_html(code, head, agencies, cats, table, coverage, DEFAULT_RULE.describe(), period)
+page = profile.to_html(code, head, agencies, trend, cats, table, coverage, DEFAULT_RULE.describe(), period)
 st.download_button(
     "Download printable profile (HTML)",
     page,
@@ -90,7 +89,7 @@ st.download_button(
 )
 st.download_button(
     "Download profile data (JSON)",
-    json.dumps({"ward": code, "headline": head}, default=str),
+    profile.to_json(code, head, agencies, trend, cats, table, coverage, DEFAULT_RULE, period),
     file_name=f"ward-profile-{code}.json",
     mime="application/json",
     key="profile_json",
