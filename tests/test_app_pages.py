@@ -53,6 +53,16 @@ def test_every_registered_layer_draws(app):
         assert name in ids
 
 
+def test_the_ward_figure_is_asked_only_with_the_ward_layer_and_kept_in_the_url(app):
+    at = app("screens/map.py", layers="hexes", metric="rate_per_1000")
+    assert not [r for r in at.radio if r.key == "map_metric"]
+    assert at.query_params["metric"] == "rate_per_1000"  # kept for when the wards come back
+    at = app("screens/map.py", layers="wards,hexes", metric="rate_per_1000")
+    assert at.radio(key="map_metric").value == "rate_per_1000"
+    markdown = " ".join(m.value for m in at.markdown)
+    assert "Rate per 1,000" in markdown  # the ward legend follows the figure
+
+
 def test_the_clickable_ward_layer_draws_no_outline(app):
     """Clicking a ward opens its profile. deck.gl draws every pickable layer again to find what
     is under the pointer; a stroked ward layer made that 300 ms in a software-rendered browser,

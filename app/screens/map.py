@@ -21,19 +21,16 @@ with right:
     chosen = st.multiselect(
         "Layers", names, default=wanted, format_func=lambda n: layers.REGISTRY[n].title, key="map_layers"
     )
-    metric = st.radio(
-        "Ward figure",
-        ["count", "rate_per_1000", "change_pct"],
-        key="map_metric",
-        format_func={
-            "count": "Records",
-            "rate_per_1000": "Rate per 1,000 residents",
-            "change_pct": "Change on the previous period",
-        }.get,
-        index=["count", "rate_per_1000", "change_pct"].index(st.query_params.get("metric", "count"))
-        if st.query_params.get("metric", "count") in ("count", "rate_per_1000", "change_pct")
-        else 0,
-    )
+    metrics = {
+        "count": "Records",
+        "rate_per_1000": "Rate per 1,000 residents",
+        "change_pct": "Change on the previous period",
+    }
+    metric = st.query_params.get("metric", "count")
+    metric = metric if metric in metrics else "count"
+    if "wards" in chosen:  # the figure only colours the ward layer: asked only when it is drawn
+        index = list(metrics).index(metric)
+        metric = st.radio("Ward figure", list(metrics), index, format_func=metrics.get, key="map_metric")
 st.query_params["layers"] = ",".join(chosen)
 st.query_params["metric"] = metric
 
