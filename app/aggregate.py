@@ -6,6 +6,8 @@ of partners' and restricted datasets are suppressed or rounded before they leave
 
 from __future__ import annotations
 
+import datetime as dt
+
 import duckdb
 import h3
 import numpy as np
@@ -243,17 +245,29 @@ def time_series(
     resolution from 5 to 11); protected."""
     if freq not in FREQS:
         raise ValueError(f"freq must be one of {', '.join(FREQS)}")
-    sql, params = where(validate(con, f))
+    f = validate(con, f)
+    sql, params = where(f)
     place = _place_sql(ward, cell, params)
+    # What each dataset covers, from its load report, within the filter's period: a period
+    # inside it with no record here is a zero (or a suppressed zero), outside it is no data.
+    params["cover_start"] = dt.datetime.combine(f.start, dt.time()) if f.start else None
+    params["cover_end"] = dt.datetime.combine(f.end, dt.time()) if f.end else None
+    unit = FREQS[freq]
+    tmin = "CAST(json_extract_string(d.report_json, '$.time_min') AS TIMESTAMP)"
+    tmax = "CAST(json_extract_string(d.report_json, '$.time_max') AS TIMESTAMP)"
     # Periods are cast to dates once per group, not once per record (a third of the time).
     frame = con.execute(
         f"""
         WITH counts AS (
-            SELECT date_trunc('{FREQS[freq]}', e.ts) AS period, e.dataset, count(*) AS count,
+            SELECT date_trunc('{unit}', e.ts) AS period, e.dataset, count(*) AS count,
                    {CELL_KEY_SQL} AS cell_key
             FROM events e WHERE {sql} AND {place} GROUP BY 1, 2
         )
-        SELECT c.period::DATE AS period, c.dataset, d.agency, d.kind, d.sharing, c.count, c.cell_key
+        SELECT c.period::DATE AS period, c.dataset, d.agency, d.kind, d.sharing, c.count, c.cell_key,
+               date_trunc('{unit}', greatest({tmin}, coalesce($cover_start::TIMESTAMP, {tmin})))::DATE
+                   AS covered_from,
+               date_trunc('{unit}', least({tmax}, coalesce($cover_end::TIMESTAMP, {tmax})))::DATE
+                   AS covered_to
         FROM counts c JOIN datasets d ON d.id = c.dataset
         ORDER BY 1, 2
         """,
@@ -285,7 +299,7 @@ def agency_trend(series: pd.DataFrame, freq: str = "month", rule: Rule = DEFAULT
     out = grouped["count"].sum(min_count=1).to_frame()
     out["suppressed_datasets"] = grouped["suppressed"].sum().astype(int)
     out["datasets"] = grouped.size()
-    out = out.reset_index()
+    out = pd.concat(_fill_gaps(line, freq) for _, line in out.reset_index().groupby(["agency", "kind"]))
     out["label"] = [
         _trend_label(c, s, n, rule.threshold)
         for c, s, n in zip(out["count"], out["suppressed_datasets"], out["datasets"], strict=True)
@@ -294,9 +308,14 @@ def agency_trend(series: pd.DataFrame, freq: str = "month", rule: Rule = DEFAULT
 
 
 def _fill_periods(group: pd.DataFrame, freq: str) -> pd.DataFrame:
-    """One dataset's periods from its first to its last, the empty ones filled in."""
+    """One dataset's periods over what it covers (``covered_from`` to ``covered_to`` where the
+    frame says, else its first to its last period here), the empty ones filled in."""
     periods = pd.to_datetime(group["period"])
-    span = pd.date_range(periods.min(), periods.max(), freq=_STEPS[freq])
+    first, last = periods.min(), periods.max()
+    if "covered_from" in group:
+        first = min(first, pd.to_datetime(group["covered_from"]).min())
+        last = max(last, pd.to_datetime(group["covered_to"]).max())
+    span = pd.date_range(first, last, freq=_STEPS[freq])
     full = group.assign(period=periods).set_index("period")[["count", "suppressed"]].reindex(span)
     missing = full["suppressed"].isna().to_numpy()
     protected = group["sharing"].iloc[0] in PROTECTED
@@ -307,7 +326,21 @@ def _fill_periods(group: pd.DataFrame, freq: str) -> pd.DataFrame:
     return full.rename_axis("period").reset_index()
 
 
+def _fill_gaps(line: pd.DataFrame, freq: str) -> pd.DataFrame:
+    """One agency's line of one kind over every period from its first to its last: a period
+    that none of its datasets covers (one file ends in 2013, the next begins in 2018) is a gap
+    with no datasets, not a straight line drawn across years without data."""
+    span = pd.date_range(line["period"].min(), line["period"].max(), freq=_STEPS[freq])
+    full = line.set_index("period").reindex(span).rename_axis("period").reset_index()
+    full[["agency", "kind"]] = line[["agency", "kind"]].iloc[0].tolist()
+    for column in ("suppressed_datasets", "datasets"):
+        full[column] = full[column].fillna(0).astype(int)
+    return full
+
+
 def _trend_label(count: float, suppressed: int, datasets: int, threshold: int) -> str:
+    if not datasets:
+        return "no data"
     if suppressed == datasets:
         return f"<{threshold}"
     shown = f"{count:,.0f}"

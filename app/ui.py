@@ -220,11 +220,17 @@ def trend_chart(trend: pd.DataFrame, key: str, freq: str = "month") -> None:
     chart.update_traces(connectgaps=False, hovertemplate=hover)
     chart.update_layout(legend_title_text="agency, kind")
     st.plotly_chart(chart, width="stretch", key=key)
+    notes = []
     if (trend["suppressed_datasets"] > 0).any():
-        st.caption(
-            f"Gaps are {freq}s when every figure of an agency is suppressed (below {DEFAULT_RULE.threshold}, "
-            "zero included); where only some are, the line shows the others and the tooltip says so."
+        notes.append(
+            f"A gap is a {freq} when every figure of an agency is suppressed (below "
+            f"{DEFAULT_RULE.threshold}, zero included); where only some are, the line shows the others "
+            "and the tooltip says so."
         )
+    if (trend["datasets"] == 0).any():
+        notes.append(f'A gap that reads "no data" is a {freq} that none of the agency\'s datasets covers.')
+    if notes:
+        st.caption(" ".join(notes))
 
 
 def hotspot_table(table: pd.DataFrame, key: str) -> None:

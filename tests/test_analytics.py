@@ -227,6 +227,31 @@ def test_agency_trend_shows_suppressed_months_as_gaps_not_zeros(full_con):
     assert council["count"].sum() == released  # open figures are summed as they are, zeros filled
 
 
+def test_agency_trend_draws_no_line_across_years_without_data():
+    """Two files of one agency (collisions to 2013, street crime from 2018): the years between
+    are gaps reading "no data"; months inside a file's coverage with no record here are zeros."""
+    frame = pd.DataFrame(
+        {
+            "period": pd.to_datetime(["2013-01-01", "2013-03-01", "2018-10-01"]),
+            "dataset": ["collisions", "collisions", "street"],
+            "agency": "Police",
+            "kind": "demand",
+            "sharing": "open",
+            "count": [3.0, 2.0, 40.0],
+            "suppressed": False,
+            "covered_from": pd.to_datetime(["2013-01-01", "2013-01-01", "2018-10-01"]),
+            "covered_to": pd.to_datetime(["2013-12-01", "2013-12-01", "2018-12-01"]),
+        }
+    )
+    trend = agency_trend(frame, "month").set_index("period")
+    assert len(trend) == 6 * 12  # January 2013 to December 2018, every month once
+    assert trend.loc["2013-02-01", "count"] == 0 and trend.loc["2013-12-01", "count"] == 0
+    assert trend.loc["2018-12-01", "count"] == 0  # covered, nothing recorded here
+    gap = trend.loc["2014-01-01":"2018-09-01"]
+    assert len(gap) == 57 and gap["count"].isna().all() and (gap["label"] == "no data").all()
+    assert (gap["datasets"] == 0).all()
+
+
 @given(
     st.lists(
         st.tuples(st.integers(0, 11), st.sampled_from("abcd"), st.one_of(st.none(), st.integers(0, 40))),
