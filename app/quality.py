@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 import duckdb
+import numpy as np
 import pandas as pd
 import shapely
 
@@ -86,15 +87,56 @@ def quarantine_sample(
     ).df()
 
 
+_METRES_PER_DEGREE = 111_320.0
+_CHAR_WIDTH = 0.6  # a monospace glyph's width, in font sizes (deck.gl's TextLayer font)
+
+
 def ward_shapes(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Every ward's code, name, GeoJSON outline and a point inside it to label it by (a
-    representative point, inside even a crescent-shaped ward, where a centroid may not be)."""
+    """Every ward's code, name and GeoJSON outline, with where and how large to write its name
+    (``label_lng``, ``label_lat``, and ``label_m``, a font size in metres) so that the name lies
+    inside its ward: names of small neighbouring wards never overlap, whatever the zoom."""
     frame = con.execute("SELECT code AS ward_code, name AS ward_name, geojson, geom_wkb FROM wards").df()
     geoms = shapely.from_wkb([bytes(b) for b in frame["geom_wkb"]])
-    labels = shapely.point_on_surface(geoms)
-    frame["label_lng"] = shapely.get_x(labels)
-    frame["label_lat"] = shapely.get_y(labels)
+    placed = np.array([label_place(g, len(n)) for g, n in zip(geoms, frame["ward_name"], strict=True)])
+    frame["label_lng"], frame["label_lat"], frame["label_m"] = placed.reshape(-1, 3).T
     return frame.drop(columns=["geom_wkb"])
+
+
+def label_place(ward: shapely.Geometry, chars: int) -> tuple[float, float, float]:
+    """The centre and font size (metres) of a large name box that fits inside ``ward``.
+
+    A name is a wide box, about 0.6 font sizes per character by one high. Two centres are
+    tried: that of the largest circle inside the ward (inside even a crescent, where a centroid
+    would not be), and that of the largest circle inside the ward stretched across until the
+    name's box is a square. The box grows from each until it would cross the boundary."""
+    lng0, lat0 = ward.centroid.x, ward.centroid.y
+    metres = np.array([_METRES_PER_DEGREE * np.cos(np.radians(lat0)), _METRES_PER_DEGREE])
+    width = _CHAR_WIDTH * max(chars, 1)  # the box's width in font sizes
+    local = shapely.transform(ward, lambda xy: (xy - [lng0, lat0]) * metres)
+    shapely.prepare(local)
+    best = (0.0, 0.0, 0.0)
+    for stretch in (1.0, width):
+        shape = shapely.transform(local, lambda xy, k=stretch: xy / [k, 1])
+        # To 1 % of the ward's scale: finer costs time (a city of 1,000 areas) and gains nothing.
+        circle = shapely.maximum_inscribed_circle(shape, tolerance=0.01 * np.sqrt(shape.area))
+        (x, y), _ = shapely.get_coordinates(circle)
+        centre = (x * stretch, y)
+        size = _grow_box(local, centre, width, circle.length / np.hypot(width / 2 / stretch, 0.5))
+        best = max(best, (size, *centre))
+    size, x, y = best
+    return lng0 + x / metres[0], lat0 + y / metres[1], size
+
+
+def _grow_box(ward: shapely.Geometry, centre: tuple[float, float], width: float, fits: float) -> float:
+    """The largest font size (to a few per cent) whose box around ``centre`` lies in ``ward``,
+    starting from one that ``fits``."""
+    too_big = 4 * fits
+    for _ in range(6):
+        size = np.sqrt(fits * too_big)
+        half_w, half_h = width * size / 2, size / 2
+        box = shapely.box(centre[0] - half_w, centre[1] - half_h, centre[0] + half_w, centre[1] + half_h)
+        fits, too_big = (size, too_big) if ward.contains(box) else (fits, size)
+    return fits
 
 
 def study_area(con: duckdb.DuckDBPyConnection) -> dict:

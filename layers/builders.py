@@ -290,13 +290,17 @@ def ward_outlines(frame: pd.DataFrame, threshold: int = 5) -> Built:
     lines = _outline_layer(
         "outlines", {"type": "FeatureCollection", "features": features}, [30, 30, 30, 220], 1.2
     )
+    # Sized in metres to fit inside its ward (app.quality.ward_shapes): a small ward's name is
+    # small at the city's zoom and grows as the user zooms in, never over a neighbour's.
     names = pdk.Layer(
         "TextLayer",
-        frame[["ward_name", "label_lng", "label_lat"]],
+        frame[["ward_name", "label_lng", "label_lat", "label_m"]],
         id="ward-names",
         get_position=["label_lng", "label_lat"],
         get_text="ward_name",
-        get_size=12,
+        get_size="label_m",
+        size_units=pdk.types.String("meters"),
+        size_max_pixels=13,
         get_color=[20, 20, 20, 255],
         background=True,
         get_background_color=[255, 255, 255, 170],

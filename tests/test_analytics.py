@@ -110,6 +110,44 @@ def test_ward_labels_lie_inside_their_wards(full_con):
         assert outline.contains(shapely.Point(row.label_lng, row.label_lat)), row.ward_code
 
 
+def _label_box(lng: float, lat: float, size_m: float, chars: int, scale: float = 1.0):
+    import shapely
+
+    half_w = 0.6 * chars * size_m * scale / 2 / (111_320 * np.cos(np.radians(lat)))
+    half_h = size_m * scale / 2 / 111_320
+    return shapely.box(lng - half_w, lat - half_h, lng + half_w, lat + half_h)
+
+
+def test_ward_names_fit_inside_their_wards_so_none_overlap(full_con):
+    import shapely
+
+    from app.quality import ward_shapes
+
+    shapes = ward_shapes(full_con)
+    boxes = [
+        _label_box(r.label_lng, r.label_lat, r.label_m, len(r.ward_name), 0.98) for r in shapes.itertuples()
+    ]
+    for row, box in zip(shapes.itertuples(), boxes, strict=True):
+        assert shapely.from_geojson(row.geojson).contains(box), row.ward_name
+        assert row.label_m > 100  # every ward of the demo city is over a kilometre across
+    assert not any(a.intersects(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+
+
+def test_a_long_ward_gets_a_long_name_and_a_crescent_one_inside_it():
+    import shapely
+
+    from app.quality import label_place
+
+    strip = shapely.box(-1.0, 51.0, -0.9, 51.01)  # about 7 km by 1.1 km
+    lng, lat, size = label_place(strip, len("Long Ward"))
+    assert strip.contains(_label_box(lng, lat, size, 9, 0.98))
+    assert size > 900  # the box fills the strip's height, where a circle would allow 200 m
+    crescent = shapely.Point(0, 51).buffer(0.05).difference(shapely.Point(0.015, 51).buffer(0.045))
+    lng, lat, size = label_place(crescent, len("Crescent"))
+    assert crescent.contains(_label_box(lng, lat, size, 8, 0.98)) and size > 0
+    assert not crescent.centroid.within(crescent)  # where a centroid label would have gone
+
+
 def test_filter_by_agency_and_unknown_agency(full_con):
     agency = full_con.execute("SELECT agency FROM datasets WHERE id = 'council_env'").fetchall()[0][0]
     f = Filter(agencies=(agency,))

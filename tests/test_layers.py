@@ -36,6 +36,7 @@ def wards() -> pd.DataFrame:
 def shapes(wards) -> pd.DataFrame:
     frame = wards[["ward_code", "ward_name", "geojson"]].copy()
     frame["label_lng"], frame["label_lat"] = [0.5, 1.5, 2.5], [0.5, 0.5, 0.5]
+    frame["label_m"] = 5000.0
     return frame
 
 

@@ -7,6 +7,7 @@ import streamlit as st
 
 import layers
 from app import quality, ui, views
+from layers.view import fit_view
 
 view = ui.sidebar()
 con = ui.warehouse()
@@ -51,14 +52,9 @@ with st.spinner("Drawing"):
         kwargs = {"metric": metric} if name == "wards" else {}
         built.append(layers.build(name, needs[spec.needs](), **kwargs))
 
-area = quality.study_area(con)
-minx, miny, maxx, maxy = area["bounds"]
-view_state = pdk.data_utils.compute_view([[minx, miny], [maxx, maxy]])
-view_state.pitch = 0
-view_state.zoom += 0.6  # compute_view leaves a wide margin around the city
 deck = pdk.Deck(
     layers=layers.stack(built),
-    initial_view_state=view_state,
+    initial_view_state=fit_view(quality.study_area(con)["bounds"]),
     map_provider="carto",
     map_style="light",
     tooltip={
