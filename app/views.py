@@ -93,3 +93,9 @@ def trend(stamp, f: Filter, freq: str, ward: str | None = None, cell: str | None
 def categories(stamp, f: Filter, ward: str | None = None, cell: str | None = None) -> pd.DataFrame:
     """Records per category (protected) for a ward, a cell or the city."""
     return aggregate.category_counts(warehouse(), f, ward=ward, cell=cell)
+
+
+@st.cache_data(ttl=600, max_entries=32, show_spinner=False)
+def coverage_note(stamp, f: Filter) -> str | None:
+    """A warning when the selected datasets cover different parts of the period."""
+    return aggregate.coverage_note(warehouse(), f)

@@ -148,6 +148,14 @@ def test_a_long_ward_gets_a_long_name_and_a_crescent_one_inside_it():
     assert not crescent.centroid.within(crescent)  # where a centroid label would have gone
 
 
+def test_no_coverage_warning_when_every_dataset_spans_the_period(full_con):
+    from app.aggregate import coverage_note
+
+    assert coverage_note(full_con, Filter()) is None  # Fairhaven's datasets all run 2023 to 2025
+    late = Filter(start=dt.date(2025, 1, 1), end=dt.date(2025, 12, 31))
+    assert coverage_note(full_con, late) is None
+
+
 def test_filter_by_agency_and_unknown_agency(full_con):
     agency = full_con.execute("SELECT agency FROM datasets WHERE id = 'council_env'").fetchall()[0][0]
     f = Filter(agencies=(agency,))

@@ -105,6 +105,27 @@ def test_banes_times_follow_the_catalogue_formats(banes):
     assert road_hours == 24  # the separate time column is applied to the midnight dates
 
 
+def test_banes_warns_that_its_datasets_cover_different_years(banes):
+    """Bath's files span 1996 to 2019 between them but no year in common: a trend or emerging
+    hotspot across all of them would follow the files, so the dashboard says so."""
+    import datetime as dt
+
+    from app.aggregate import coverage_note
+    from app.filters import Filter
+    from app.warehouse import connect
+
+    with connect(banes["db"], read_only=True) as con:
+        everything = coverage_note(con, Filter())
+        pair = Filter(datasets=("fire_incidents", "road_collisions"))
+        two = coverage_note(con, pair)
+        shared = pair.with_(start=dt.date(2010, 1, 1), end=dt.date(2012, 12, 31))
+        assert coverage_note(con, shared) is None  # both cover all of 2010 to 2012
+        assert coverage_note(con, Filter(datasets=("fire_incidents",))) is None
+    assert everything and "police_street 2018-10-01 to 2019-02-01" in everything
+    assert "no part of it is covered by all of them" in everything
+    assert two and "they all cover 2009-04-01 to 2013-12-31" in two
+
+
 def test_london_stop_and_search(tmp_path):
     report = load(CATALOGS / "london-met-2018.toml", tmp_path / "w.duckdb")
     _reconciles(report)

@@ -18,8 +18,9 @@ table = hotspots.ranked_hotspots(
     spots, views.classes(version, f, view.res, view.k), views.emerging_cells(version, f, view.res, view.k)
 )
 st.subheader(f"Current hotspots ({len(table)})")
-if warning:
-    st.warning(warning)
+for note in (warning, views.coverage_note(version, f)):
+    if note:
+        st.warning(note)
 ui.hotspot_table(table, key="hotspot_table")
 st.download_button(
     "Download hotspots (CSV)", table.to_csv(index=False), "hotspots.csv", "text/csv", key="hotspots_csv"

@@ -68,8 +68,10 @@ with right:
     for b in built:
         ui.legend(b.title, b.legend)
     warning = views.hotspot_cells(version, f, res, view.k)[1] if "hotspots" in chosen else None
-    if warning:
-        st.warning(warning)
+    coverage = views.coverage_note(version, f) if "emerging" in chosen else None
+    for note in (warning, coverage):
+        if note:
+            st.warning(note)
 
 ui.provenance(con, view, [layers.REGISTRY[n].title for n in chosen], note)
 

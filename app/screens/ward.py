@@ -62,6 +62,8 @@ table, coverage = profile.hotspots_in_ward(
 st.subheader("Hotspots in this ward")
 if len(table):
     ui.hotspot_table(table, key="ward_hotspots")
+    if note := views.coverage_note(version, f):
+        st.warning(note)
 else:
     st.info("No significant hotspot (95 %) of the selected records lies in this ward.")
 agencies = (
