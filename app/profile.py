@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -48,23 +49,28 @@ def hotspots_in_ward(
     return table, {str(k): int(v) for k, v in coverage.items()}
 
 
-def to_html(
-    code: str,
-    head: dict,
-    agencies: str,
-    trend: pd.DataFrame,
-    categories: pd.DataFrame,
-    spots: pd.DataFrame,
-    coverage: dict,
-    rule_text: str,
-    period: str,
-) -> str:
+@dataclass(frozen=True)
+class WardProfile:
+    """What the ward profile page shows, all of it released figures, for its two downloads."""
+
+    code: str
+    head: dict  # ``headline``
+    agencies: str  # agencies whose demand is hot in the ward
+    trend: pd.DataFrame  # ``aggregate.agency_trend``
+    categories: pd.DataFrame
+    hotspots: pd.DataFrame  # ``hotspots_in_ward``
+    coverage: dict[str, int]
+    period: str
+
+
+def to_html(p: WardProfile, rule: Rule = DEFAULT_RULE) -> str:
     """A self-contained page a councillor can print or send on (no script, so it opens and
     prints anywhere, offline included)."""
 
     def table(frame: pd.DataFrame) -> str:
         return frame.to_html(index=False, border=0, classes="t", na_rep="", escape=True)
 
+    head, spots = p.head, p.hotspots
     if {"z", "p_fdr"} <= set(spots.columns):
         spots = spots.assign(z=spots["z"].round(2), p_fdr=spots["p_fdr"].map("{:.1e}".format))
     name = html.escape(str(head["ward_name"]))
@@ -72,21 +78,21 @@ def to_html(
     rate = f"{head['rate_per_1000']:,.1f}" if pd.notna(head["rate_per_1000"]) else "n/a"
     city = f"{head['city_rate_per_1000']:,.1f}" if head["city_rate_per_1000"] else "n/a"
     change = f"{head['change_pct']:+.0f} %" if pd.notna(head["change_pct"]) else "n/a"
-    cover = ", ".join(f"{k}: {v}" for k, v in coverage.items()) or "no hotspots"
+    cover = ", ".join(f"{k}: {v}" for k, v in p.coverage.items()) or "no hotspots"
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Ward profile: {name}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:60em}} .t{{border-collapse:collapse}}
 .t td,.t th{{border-bottom:1px solid #ccc;padding:2px 8px;text-align:left}} small{{color:#555}}
 @media print{{body{{margin:0}}}}</style></head><body>
-<h1>{name} <small>({html.escape(code)})</small></h1>
-<p><small>{html.escape(period)}</small></p>
+<h1>{name} <small>({html.escape(p.code)})</small></h1>
+<p><small>{html.escape(p.period)}</small></p>
 <h2>Headline</h2>
 <p>Records: <b>{count}</b> · rate per 1,000 residents <b>{rate}</b> (city {city}) · change on the
 previous period <b>{change}</b></p>
-<h2>The last twelve months per agency</h2>{table(recent_trend(trend))}
-<h2>Agencies whose demand is hot here</h2><p>{html.escape(agencies or "none")}</p>
+<h2>The last twelve months per agency</h2>{table(recent_trend(p.trend))}
+<h2>Agencies whose demand is hot here</h2><p>{html.escape(p.agencies or "none")}</p>
 <h2>Hotspots in the ward and their intervention coverage</h2><p>{html.escape(cover)}</p>{table(spots)}
-<h2>Categories</h2>{table(categories)}
-<p><small>{html.escape(rule_text)}</small></p></body></html>"""
+<h2>Categories</h2>{table(p.categories)}
+<p><small>{html.escape(rule.describe())}</small></p></body></html>"""
 
 
 def recent_trend(trend: pd.DataFrame, periods: int = 12) -> pd.DataFrame:
@@ -101,30 +107,18 @@ def recent_trend(trend: pd.DataFrame, periods: int = 12) -> pd.DataFrame:
     return wide.reindex(columns=order).fillna("").reset_index().rename_axis(columns=None)
 
 
-def to_json(
-    code: str,
-    head: dict,
-    agencies: str,
-    trend: pd.DataFrame,
-    categories: pd.DataFrame,
-    spots: pd.DataFrame,
-    coverage: dict,
-    rule: Rule,
-    period: str,
-) -> str:
+def to_json(p: WardProfile, rule: Rule = DEFAULT_RULE) -> str:
     """The profile's figures as JSON for an analyst, all of them released ones: a suppressed
     count is null with its label "<5", never a number."""
     profile = {
-        "ward": code,
-        "period": period,
-        "headline": {k: _plain(v) for k, v in head.items()},
-        "hot_demand_agencies": agencies,
-        "intervention_coverage": coverage,
-        "trend": _records(
-            trend.assign(period=trend["period"].dt.strftime("%Y-%m-%d")) if len(trend) else trend
-        ),
-        "categories": _records(categories),
-        "hotspots": _records(spots),
+        "ward": p.code,
+        "period": p.period,
+        "headline": {k: _plain(v) for k, v in p.head.items()},
+        "hot_demand_agencies": p.agencies,
+        "intervention_coverage": p.coverage,
+        "trend": _records(p.trend),
+        "categories": _records(p.categories),
+        "hotspots": _records(p.hotspots),
         "disclosure": rule.as_dict(),
     }
     return json.dumps(profile, indent=1, allow_nan=False)

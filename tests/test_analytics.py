@@ -410,16 +410,15 @@ def test_ward_profile_downloads_carry_released_figures_only(full_con):
     table, coverage = hotspots_in_ward(
         spots, cell_classes(full_con, f, 8), emerging_hotspots(full_con, f, 8), shape
     )
-    text = profile.to_json(code, head, "", trend, cats, table, coverage, DEFAULT_RULE, "2023 to 2025")
+    ward = profile.WardProfile(code, head, "", trend, cats, table, coverage, "2023 to 2025")
+    text = profile.to_json(ward, DEFAULT_RULE)
     data = json.loads(text)  # to_json refuses NaN, so this is strict JSON
     assert data["ward"] == code and data["disclosure"]["threshold"] == 5
     assert len(data["trend"]) == len(trend) and len(data["categories"]) == len(cats)
     for row in data["trend"]:
         assert (row["count"] is None) == (row["label"] == "<5")
         assert row["count"] is None or row["kind"] == "intervention" or row["count"] % 5 == 0
-    page = profile.to_html(
-        code, head, "", trend, cats, table, coverage, DEFAULT_RULE.describe(), "2023 to 2025"
-    )
+    page = profile.to_html(ward, DEFAULT_RULE)
     recent = profile.recent_trend(trend)
     assert list(recent.columns[:2]) == ["agency", "kind"] and len(recent.columns) == 14
     assert "The last twelve months per agency" in page and "&lt;5" in page

@@ -81,7 +81,8 @@ cats["records"] = [DEFAULT_RULE.label(v, s) for v, s in zip(cats["count"], cats[
 cats = cats[["agency", "kind", "category", "records"]]
 st.dataframe(cats, hide_index=True, width="stretch")
 
-page = profile.to_html(code, head, agencies, trend, cats, table, coverage, DEFAULT_RULE.describe(), period)
+ward_profile = profile.WardProfile(code, head, agencies, trend, cats, table, coverage, period)
+page = profile.to_html(ward_profile)
 st.download_button(
     "Download printable profile (HTML)",
     page,
@@ -91,7 +92,7 @@ st.download_button(
 )
 st.download_button(
     "Download profile data (JSON)",
-    profile.to_json(code, head, agencies, trend, cats, table, coverage, DEFAULT_RULE, period),
+    profile.to_json(ward_profile),
     file_name=f"ward-profile-{code}.json",
     mime="application/json",
     key="profile_json",
