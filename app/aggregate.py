@@ -248,7 +248,9 @@ def time_series(
     rule: Rule = DEFAULT_RULE,
 ) -> pd.DataFrame:
     """Counts per period and dataset for the whole city, one ward, or one H3 cell (of any
-    resolution from 5 to 11); protected."""
+    resolution from 5 to 11); protected. A dataset with records under the filter elsewhere but
+    none in the place still has a row (a zero at the start of what it covers), so that its
+    line reads zero there rather than being left out as if it had no data."""
     if freq not in FREQS:
         raise ValueError(f"freq must be one of {', '.join(FREQS)}")
     f = validate(con, f)
@@ -261,6 +263,14 @@ def time_series(
     unit = FREQS[freq]
     tmin = "CAST(json_extract_string(d.report_json, '$.time_min') AS TIMESTAMP)"
     tmax = "CAST(json_extract_string(d.report_json, '$.time_max') AS TIMESTAMP)"
+    # Datasets with records under the filter but none here (none to look for city-wide).
+    absent = (
+        f"""UNION ALL
+        SELECT NULL, x.dataset, 0, 0::UBIGINT FROM (SELECT DISTINCT e.dataset FROM events e WHERE {sql}) x
+        WHERE x.dataset NOT IN (SELECT dataset FROM counts)"""
+        if place != "TRUE"
+        else ""
+    )
     # Periods are cast to dates once per group, not once per record (a third of the time).
     frame = con.execute(
         f"""
@@ -268,13 +278,19 @@ def time_series(
             SELECT date_trunc('{unit}', e.ts) AS period, e.dataset, count(*) AS count,
                    {CELL_KEY_SQL} AS cell_key
             FROM events e WHERE {sql} AND {place} GROUP BY 1, 2
+        ),
+        rows AS (SELECT period, dataset, count, cell_key FROM counts {absent}),
+        covered AS (
+            SELECT d.id, d.agency, d.kind, d.sharing,
+                   date_trunc('{unit}', greatest({tmin}, coalesce($cover_start::TIMESTAMP, {tmin})))::DATE
+                       AS covered_from,
+                   date_trunc('{unit}', least({tmax}, coalesce($cover_end::TIMESTAMP, {tmax})))::DATE
+                       AS covered_to
+            FROM datasets d
         )
-        SELECT c.period::DATE AS period, c.dataset, d.agency, d.kind, d.sharing, c.count, c.cell_key,
-               date_trunc('{unit}', greatest({tmin}, coalesce($cover_start::TIMESTAMP, {tmin})))::DATE
-                   AS covered_from,
-               date_trunc('{unit}', least({tmax}, coalesce($cover_end::TIMESTAMP, {tmax})))::DATE
-                   AS covered_to
-        FROM counts c JOIN datasets d ON d.id = c.dataset
+        SELECT coalesce(r.period::DATE, v.covered_from) AS period, r.dataset, v.agency, v.kind, v.sharing,
+               r.count, r.cell_key, v.covered_from, v.covered_to
+        FROM rows r JOIN covered v ON v.id = r.dataset
         ORDER BY 1, 2
         """,
         params,

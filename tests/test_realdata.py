@@ -126,6 +126,33 @@ def test_banes_warns_that_its_datasets_cover_different_years(banes):
     assert two and "they all cover 2009-04-01 to 2013-12-31" in two
 
 
+def test_banes_ward_trend_shows_a_dataset_with_no_record_there_as_zeros(banes):
+    """Abbey, Bath's centre, has no fire incident in the file: the fire service's line reads zero
+    over the years the file covers, not missing as if there were no fire data."""
+    from app.aggregate import agency_trend, time_series
+    from app.filters import Filter
+    from app.warehouse import connect
+
+    with connect(banes["db"], read_only=True) as con:
+        abbey = con.execute("SELECT code FROM wards WHERE name = 'Abbey'").fetchall()[0][0]
+        in_abbey = con.execute(
+            "SELECT count(*) FROM events WHERE dataset = 'fire_incidents' AND ward_code = ?", [abbey]
+        ).fetchall()[0][0]
+        trend = agency_trend(time_series(con, Filter(), "month", ward=abbey), "month")
+        city = time_series(con, Filter(), "month")
+    assert in_abbey == 0
+    fire = trend[trend["agency"] == "Avon Fire and Rescue"]
+    assert len(fire) == 65 and (fire["count"] == 0).all()  # April 2009 to August 2014
+    assert set(city["dataset"]) == {
+        "police_street",
+        "fire_incidents",
+        "env_protection",
+        "road_collisions",
+        "fixmystreet",
+    }
+    assert (city["count"] > 0).all()  # city-wide, every row is a real count
+
+
 def test_london_stop_and_search(tmp_path):
     report = load(CATALOGS / "london-met-2018.toml", tmp_path / "w.duckdb")
     _reconciles(report)
