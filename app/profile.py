@@ -56,7 +56,7 @@ class WardProfile:
     code: str
     head: dict  # ``headline``
     agencies: str  # agencies whose demand is hot in the ward
-    trend: pd.DataFrame  # ``aggregate.agency_trend``
+    trend: pd.DataFrame  # ``trends.agency_trend``
     categories: pd.DataFrame
     hotspots: pd.DataFrame  # ``hotspots_in_ward``
     coverage: dict[str, int]
@@ -96,7 +96,7 @@ previous period <b>{change}</b></p>
 
 
 def recent_trend(trend: pd.DataFrame, periods: int = 12) -> pd.DataFrame:
-    """The last ``periods`` periods of ``aggregate.agency_trend`` as a table to read: one row
+    """The last ``periods`` periods of ``trends.agency_trend`` as a table to read: one row
     per agency and kind, one column per period, each cell its label ("<5" where suppressed)."""
     if not len(trend):
         return pd.DataFrame(columns=["agency", "kind"])

@@ -198,7 +198,7 @@ def _write_url(datasets, kinds, categories, f: Filter, res: int, hours) -> None:
 
 
 def trend_chart(trend: pd.DataFrame, key: str, freq: str = "month") -> None:
-    """Records per agency (``aggregate.agency_trend``), demand solid and interventions dashed:
+    """Records per agency (``trends.agency_trend``), demand solid and interventions dashed:
     a period whose every figure is suppressed is a gap with its "<5", never a misleading zero."""
     import plotly.express as px
 

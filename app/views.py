@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app import aggregate, emerging, hotspots, overlap, quality
+from app import aggregate, emerging, hotspots, overlap, quality, trends
 from app.filters import Filter
 from app.ui import MAX_HEXES, warehouse
 
@@ -86,7 +86,7 @@ def ward_agencies(stamp, f: Filter, res: int, k: int) -> pd.DataFrame:
 def trend(stamp, f: Filter, freq: str, ward: str | None = None, cell: str | None = None) -> pd.DataFrame:
     """Released counts per period, agency and kind, for a ward, a cell or the city."""
     series = aggregate.time_series(warehouse(), f, freq, ward=ward, cell=cell)
-    return aggregate.agency_trend(series, freq)
+    return trends.agency_trend(series, freq)
 
 
 @st.cache_data(ttl=600, max_entries=64, show_spinner=False)
@@ -98,4 +98,4 @@ def categories(stamp, f: Filter, ward: str | None = None, cell: str | None = Non
 @st.cache_data(ttl=600, max_entries=32, show_spinner=False)
 def coverage_note(stamp, f: Filter) -> str | None:
     """A warning when the selected datasets cover different parts of the period."""
-    return aggregate.coverage_note(warehouse(), f)
+    return trends.coverage_note(warehouse(), f)

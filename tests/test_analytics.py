@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 
 from app import profile
 from app.aggregate import (
-    agency_trend,
     category_counts,
     hex_aggregate,
     hex_totals,
@@ -34,6 +33,7 @@ from app.hotspots import hex_hotspots, ranked_hotspots, ward_hotspots
 from app.overlap import cell_classes, colocation_matrix, ward_agencies
 from app.profile import hotspots_in_ward
 from app.quality import ward_shapes
+from app.trends import agency_trend
 
 OPEN = Filter(datasets=("council_env",))  # an open dataset: figures are exact
 
@@ -149,7 +149,7 @@ def test_a_long_ward_gets_a_long_name_and_a_crescent_one_inside_it():
 
 
 def test_no_coverage_warning_when_every_dataset_spans_the_period(full_con):
-    from app.aggregate import coverage_note
+    from app.trends import coverage_note
 
     assert coverage_note(full_con, Filter()) is None  # Fairhaven's datasets all run 2023 to 2025
     late = Filter(start=dt.date(2025, 1, 1), end=dt.date(2025, 12, 31))

@@ -110,8 +110,8 @@ def test_banes_warns_that_its_datasets_cover_different_years(banes):
     hotspot across all of them would follow the files, so the dashboard says so."""
     import datetime as dt
 
-    from app.aggregate import coverage_note
     from app.filters import Filter
+    from app.trends import coverage_note
     from app.warehouse import connect
 
     with connect(banes["db"], read_only=True) as con:
@@ -129,8 +129,9 @@ def test_banes_warns_that_its_datasets_cover_different_years(banes):
 def test_banes_ward_trend_shows_a_dataset_with_no_record_there_as_zeros(banes):
     """Abbey, Bath's centre, has no fire incident in the file: the fire service's line reads zero
     over the years the file covers, not missing as if there were no fire data."""
-    from app.aggregate import agency_trend, time_series
+    from app.aggregate import time_series
     from app.filters import Filter
+    from app.trends import agency_trend
     from app.warehouse import connect
 
     with connect(banes["db"], read_only=True) as con:
