@@ -4,6 +4,7 @@ legend and the provenance note. Reads widgets and draws; all figures come from t
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 import pandas as pd
@@ -17,6 +18,14 @@ from app.warehouse import OutdatedWarehouse, open_readonly, session
 
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 MAX_HEXES = 50_000
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def plain(text: object) -> str:
+    """A name from a file or a catalogue (agency, ward, dataset, attribution) made safe to put
+    inside Markdown: every character Markdown or HTML would act on is escaped, so the name is
+    shown as the text it is, never rendered as a link, a heading or markup."""
+    return _MARKDOWN.sub(r"\\\1", str(text)).replace("\n", " ")
 
 
 @st.cache_resource(max_entries=2)
