@@ -13,8 +13,17 @@ import h3
 import numpy as np
 import pandas as pd
 
-from app.disclosure import CELL_KEY_SQL, DEFAULT_RULE, PROTECTED, Rule, apply, most_restrictive
-from app.filters import Filter, data_period, validate, where, with_period
+from app.disclosure import CELL_KEY_SQL, DEFAULT_RULE, PROTECTED, Rule, apply, apply_listed, most_restrictive
+from app.filters import (
+    Filter,
+    comparison,
+    data_period,
+    datasets_in,
+    span_sql,
+    validate,
+    where,
+    with_period,
+)
 from app.h3cells import check_res, parent_sql
 
 HEX_RES = range(5, 12)
@@ -28,7 +37,8 @@ def check_hex_res(res: int) -> int:
 
 
 def raw_hex_counts(con: duckdb.DuckDBPyConnection, f: Filter, res: int) -> pd.DataFrame:
-    """Exact counts per cell and dataset, for use inside the engine only."""
+    """Exact counts per cell, dataset and agency (a file may name an agency per row), for use
+    inside the engine only."""
     res = check_hex_res(res)
     sql, params = where(validate(con, f))
     # Counted first and joined to the catalogue after: a join before the count would look up
@@ -36,13 +46,13 @@ def raw_hex_counts(con: duckdb.DuckDBPyConnection, f: Filter, res: int) -> pd.Da
     return con.execute(
         f"""
         WITH counts AS (
-            SELECT {parent_sql("e.h3", res)} AS h3, e.dataset, count(*) AS count,
+            SELECT {parent_sql("e.h3", res)} AS h3, e.dataset, e.agency, count(*) AS count,
                    sum(e.weight) AS weight, {CELL_KEY_SQL} AS cell_key
-            FROM events e WHERE {sql} GROUP BY 1, 2
+            FROM events e WHERE {sql} GROUP BY 1, 2, 3
         )
-        SELECT c.h3, c.dataset, d.agency, d.kind, d.sharing, c.count, c.weight, c.cell_key
+        SELECT c.h3, c.dataset, c.agency, d.kind, d.sharing, c.count, c.weight, c.cell_key
         FROM counts c JOIN datasets d ON d.id = c.dataset
-        ORDER BY 1, 2
+        ORDER BY 1, 2, 3
         """,
         params,
     ).df()
@@ -51,25 +61,29 @@ def raw_hex_counts(con: duckdb.DuckDBPyConnection, f: Filter, res: int) -> pd.Da
 def hex_aggregate(
     con: duckdb.DuckDBPyConnection, f: Filter, res: int, rule: Rule = DEFAULT_RULE
 ) -> pd.DataFrame:
-    """Per cell and dataset: count and weight sum (protected), plus the cell's centre."""
-    frame = apply(raw_hex_counts(con, f, res), rule, ("count", "weight"))
+    """Per cell, dataset and agency: count and weight sum, plus the cell's centre. A protected
+    dataset's cell is listed only where its figure is released (``disclosure.apply_listed``)."""
+    frame = apply_listed(raw_hex_counts(con, f, res), rule, ("count", "weight"))
     return _with_centres(frame, res)
 
 
 def hex_totals(
     con: duckdb.DuckDBPyConnection, f: Filter, res: int, rule: Rule = DEFAULT_RULE
 ) -> pd.DataFrame:
-    """Per cell: all selected datasets together, protected at the most restrictive level
-    among them (a total that includes a restricted dataset is treated as restricted)."""
+    """Per cell: all selected datasets together, protected at the most restrictive level among
+    the datasets the filter selects (a total that may include a restricted dataset is treated
+    as restricted, whether or not the dataset has records here). Cells whose total is
+    suppressed are not listed."""
+    f = validate(con, f)
     raw = raw_hex_counts(con, f, res)
+    sharing = most_restrictive(datasets_in(con, f)["sharing"])
     if raw.empty:
-        return _with_centres(pd.DataFrame(columns=["h3", "count", "weight", "sharing", "suppressed"]), res)
-    sharing = most_restrictive(raw["sharing"])
+        empty = pd.DataFrame(columns=["h3", "count", "weight", "sharing", "suppressed"])
+        return _with_centres(empty, res)
     totals = raw.groupby("h3", as_index=False)[["count", "weight"]].sum()
     totals["cell_key"] = xor_by(raw, "h3")
     totals["sharing"] = sharing
-    totals["datasets"] = raw.groupby("h3")["dataset"].nunique().to_numpy()
-    return _with_centres(apply(totals, rule, ("count", "weight")), res)
+    return _with_centres(apply_listed(totals, rule, ("count", "weight")), res)
 
 
 def xor_by(frame: pd.DataFrame, key: str) -> np.ndarray:
@@ -99,68 +113,92 @@ def ward_aggregate(
     con: duckdb.DuckDBPyConnection, f: Filter, rule: Rule = DEFAULT_RULE, by_dataset: bool = True
 ) -> pd.DataFrame:
     """Per ward (and dataset): count, rate per 1,000 residents, per km², share of the city
-    total, and change against the previous period of equal length; all protected."""
+    total, and change on the previous period; all protected.
+
+    The change compares the windows of ``filters.comparison`` (``compared_start`` to
+    ``compared_end`` against ``previous_start`` to ``previous_end``; ``compared_count`` is the
+    count of the first): without dates, the last twelve months of data against the twelve
+    before, not the whole period against nothing. Where no window is covered by every selected
+    dataset, the change and its windows are missing, and ``comparison`` says why."""
     f = validate(con, f)
     span = data_period(con, f.with_(start=None, end=None))
+    compare = comparison(con, f)
     f = with_period(con, f, span)
     current = ward_counts(con, f, by_dataset)
-    prev_f = f.previous()
-    # A previous period that ends before the data begins has no figures, not zero figures.
-    has_previous = prev_f is not None and span is not None and prev_f.end >= span[0]
-    previous = ward_counts(con, prev_f, by_dataset) if has_previous else current.iloc[0:0]
-    keys = ["ward_code", "dataset"] if by_dataset else ["ward_code"]
-    frame = current.merge(
-        previous[[*keys, "count"]].rename(columns={"count": "previous_count"}), on=keys, how="left"
-    )
-    frame = frame.merge(
-        previous[[*keys, "cell_key"]].rename(columns={"cell_key": "previous_key"}), on=keys, how="left"
-    )
-    frame["previous_count"] = frame["previous_count"].fillna(0 if has_previous else np.nan)
-    previous_keys = frame.pop("previous_key").fillna(0).to_numpy(dtype=np.uint64)
-    protected = apply(frame, rule, ("count",))
-    prev_values, prev_suppressed = rule.release(
-        frame["previous_count"].to_numpy(), frame["sharing"].isin(PROTECTED).to_numpy(), previous_keys
-    )
-    protected["previous_count"] = prev_values
-    protected["previous_suppressed"] = prev_suppressed
+    keys = ["ward_code", "dataset", "agency"] if by_dataset else ["ward_code"]
+    protected = apply(current, rule, ("count",))
+    for name, window in (("compared", compare.current), ("previous", compare.previous)):
+        values, suppressed = _window_counts(con, f, window, current, keys, by_dataset, rule)
+        protected[f"{name}_count"] = values
+        protected[f"{name}_suppressed"] = suppressed
     count = protected["count"]
     protected["rate_per_1000"] = np.where(
         protected["population"] > 0, 1000 * count / protected["population"], np.nan
     )
     protected["per_km2"] = count / protected["area_km2"]
-    group = protected.groupby("dataset")["count"] if by_dataset else protected["count"]
+    group = protected.groupby(["dataset", "agency"])["count"] if by_dataset else protected["count"]
     city = group.transform("sum") if by_dataset else group.sum()
     protected["share"] = count / city
-    protected["change"] = count - protected["previous_count"]
+    protected["change"] = protected["compared_count"] - protected["previous_count"]
     with np.errstate(divide="ignore", invalid="ignore"):
         protected["change_pct"] = np.where(
             protected["previous_count"] > 0, 100 * protected["change"] / protected["previous_count"], np.nan
         )
     protected["period_start"] = f.start
     protected["period_end"] = f.end
+    for name, window in (("compared", compare.current), ("previous", compare.previous)):
+        protected[f"{name}_start"] = window[0] if window else None
+        protected[f"{name}_end"] = window[1] if window else None
+    protected["comparison"] = compare.sentence
     return protected
 
 
+def _window_counts(
+    con: duckdb.DuckDBPyConnection,
+    f: Filter,
+    window: tuple[dt.date, dt.date] | None,
+    current: pd.DataFrame,
+    keys: list[str],
+    by_dataset: bool,
+    rule: Rule,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Released counts of ``current``'s rows over one comparison window (NaN without one; the
+    filter's own counts when the window is its period), and which are suppressed."""
+    if window is None:
+        return np.full(len(current), np.nan), np.zeros(len(current), dtype=bool)
+    same = (f.start, f.end) == window
+    counts = current if same else ward_counts(con, f.with_(start=window[0], end=window[1]), by_dataset)
+    frame = current[keys].merge(counts[[*keys, "count", "cell_key"]], on=keys, how="left")
+    return rule.release(
+        frame["count"].fillna(0).to_numpy(),
+        current["sharing"].isin(PROTECTED).to_numpy(),
+        frame["cell_key"].fillna(0).to_numpy(dtype=np.uint64),
+    )
+
+
 def ward_counts(con: duckdb.DuckDBPyConnection, f: Filter, by_dataset: bool) -> pd.DataFrame:
-    """Exact counts and cell keys for every ward (zero-filled), per dataset or all together;
-    for use inside the engine only."""
+    """Exact counts and cell keys for every ward (zero-filled), per dataset and agency or all
+    together; for use inside the engine only. Every ward is listed for every selected dataset
+    (and each agency its file names), records or not."""
+    f = validate(con, f)
     sql, params = where(f)
     datasets = datasets_in(con, f)
     if by_dataset:
         params["ids"] = datasets["id"].tolist()
+        params["unit_agencies"] = list(f.agencies) or None
         return con.execute(
             f"""
             WITH counts AS (
-                SELECT e.ward_code, e.dataset, count(*) AS count, {CELL_KEY_SQL} AS cell_key
+                SELECT e.ward_code, e.dataset, e.agency, count(*) AS count, {CELL_KEY_SQL} AS cell_key
                 FROM events e WHERE {sql} GROUP BY ALL
-            )
+            ),
+            {UNITS_SQL}
             SELECT w.code AS ward_code, w.name AS ward_name, w.population, w.area_km2,
-                   d.id AS dataset, d.agency, d.kind, d.sharing, coalesce(c.count, 0) AS count,
+                   d.id AS dataset, u.agency, d.kind, d.sharing, coalesce(c.count, 0) AS count,
                    coalesce(c.cell_key, 0) AS cell_key
-            FROM wards w CROSS JOIN datasets d
-            LEFT JOIN counts c ON c.ward_code = w.code AND c.dataset = d.id
-            WHERE list_contains($ids, d.id)
-            ORDER BY w.code, d.id
+            FROM wards w CROSS JOIN units u JOIN datasets d ON d.id = u.dataset
+            LEFT JOIN counts c ON c.ward_code = w.code AND c.dataset = u.dataset AND c.agency = u.agency
+            ORDER BY w.code, d.id, u.agency
             """,
             params,
         ).df()
@@ -182,31 +220,32 @@ def ward_counts(con: duckdb.DuckDBPyConnection, f: Filter, by_dataset: bool) -> 
     return frame
 
 
-def _span_sql(alias: str) -> tuple[str, str]:
-    """SQL for the first and last time of a dataset's records, from its stored load report
-    (``alias``: the datasets table's)."""
-    first, last = (
-        f"CAST(json_extract_string({alias}.report_json, '$.{k}') AS TIMESTAMP)"
-        for k in ("time_min", "time_max")
-    )
-    return first, last
-
-
-def datasets_in(con: duckdb.DuckDBPyConnection, f: Filter) -> pd.DataFrame:
-    """The catalogue rows that the filter's dataset, agency and kind choices let through, with
-    the first and last time of each dataset's records (``time_min``, ``time_max``)."""
-    tmin, tmax = _span_sql("d")
+def dataset_units(con: duckdb.DuckDBPyConnection, f: Filter) -> pd.DataFrame:
+    """The (dataset, agency) pairs a filter selects, with each dataset's kind and sharing: one
+    per dataset, or one per agency that a file of several agencies (``agency_column``) names,
+    whether or not the filter finds records of it."""
+    ids = datasets_in(con, validate(con, f))["id"].tolist()
     frame = con.execute(
-        f"SELECT id, agency, kind, sharing, {tmin} AS time_min, {tmax} AS time_max "
-        "FROM datasets d ORDER BY id"
+        f"""WITH {UNITS_SQL}
+            SELECT u.dataset, u.agency, d.kind, d.sharing
+            FROM units u JOIN datasets d ON d.id = u.dataset ORDER BY 1, 2""",
+        {"ids": ids, "unit_agencies": list(f.agencies) or None},
     ).df()
-    if f.datasets:
-        frame = frame[frame["id"].isin(f.datasets)]
-    if f.kinds:
-        frame = frame[frame["kind"].isin(f.kinds)]
-    if f.agencies:
-        frame = frame[frame["agency"].isin(f.agencies)]
     return frame
+
+
+# The (dataset, agency) pairs of the datasets listed in $ids: each file's agency where some of
+# its rows take it, and the ones its rows name where they differ (stored only then).
+# With $unit_agencies (a list, or NULL for all), only those agencies' pairs.
+UNITS_SQL = """units AS (
+    SELECT * FROM (
+        SELECT DISTINCT f.dataset, f.agency FROM event_files f
+        WHERE list_contains($ids, f.dataset)
+          AND EXISTS (SELECT 1 FROM event_rows r WHERE r.file_no = f.file_no AND r.agency IS NULL)
+        UNION SELECT DISTINCT f.dataset, r.agency FROM event_rows r JOIN event_files f USING (file_no)
+        WHERE r.agency IS NOT NULL AND list_contains($ids, f.dataset)
+    ) WHERE $unit_agencies::VARCHAR[] IS NULL OR list_contains($unit_agencies::VARCHAR[], agency)
+)"""
 
 
 def _place_sql(ward: str | None, cell: str | int | None, params: dict) -> str:
@@ -229,23 +268,24 @@ def category_counts(
     cell: str | int | None = None,
     rule: Rule = DEFAULT_RULE,
 ) -> pd.DataFrame:
-    """Records per dataset and category, most first, for the city, one ward or one cell;
-    protected."""
+    """Records per dataset, agency and category, most first, for the city, one ward or one
+    cell; protected, and a protected dataset's category listed only where its figure is
+    released (a category with fewer records, zero included, is left out)."""
     sql, params = where(validate(con, f))
     place = _place_sql(ward, cell, params)
     frame = con.execute(
         f"""
         WITH counts AS (
-            SELECT e.dataset, e.category, count(*) AS count, {CELL_KEY_SQL} AS cell_key
-            FROM events e WHERE {sql} AND {place} GROUP BY 1, 2
+            SELECT e.dataset, e.agency, e.category, count(*) AS count, {CELL_KEY_SQL} AS cell_key
+            FROM events e WHERE {sql} AND {place} GROUP BY 1, 2, 3
         )
-        SELECT c.dataset, d.agency, d.kind, c.category, d.sharing, c.count, c.cell_key
+        SELECT c.dataset, d.title, c.agency, d.kind, c.category, d.sharing, c.count, c.cell_key
         FROM counts c JOIN datasets d ON d.id = c.dataset
-        ORDER BY c.count DESC, c.dataset, c.category
+        ORDER BY c.count DESC, c.dataset, c.agency, c.category
         """,
         params,
     ).df()
-    return apply(frame, rule)
+    return apply_listed(frame, rule)
 
 
 def time_series(
@@ -256,10 +296,14 @@ def time_series(
     cell: str | int | None = None,
     rule: Rule = DEFAULT_RULE,
 ) -> pd.DataFrame:
-    """Counts per period and dataset for the whole city, one ward, or one H3 cell (of any
-    resolution from 5 to 11); protected. A dataset with records under the filter elsewhere but
-    none in the place still has a row (a zero at the start of what it covers), so that its
-    line reads zero there rather than being left out as if it had no data."""
+    """Counts per period, dataset and agency for the whole city, one ward, or one H3 cell (of
+    any resolution from 5 to 11); protected.
+
+    Every period that each selected dataset (and each agency its file names) covers within
+    the filter's period has a row, records or not: an empty period is a zero for an open
+    dataset and a suppressed zero for a protected one. So a line reads zero where a file has
+    no record rather than being left out as if it had no data, and which rows are listed never
+    depends on whether a partner's count is zero or one to four."""
     if freq not in FREQS:
         raise ValueError(f"freq must be one of {', '.join(FREQS)}")
     f = validate(con, f)
@@ -269,37 +313,39 @@ def time_series(
     # inside it with no record here is a zero (or a suppressed zero), outside it is no data.
     params["cover_start"] = dt.datetime.combine(f.start, dt.time()) if f.start else None
     params["cover_end"] = dt.datetime.combine(f.end, dt.time()) if f.end else None
+    params["ids"] = datasets_in(con, f)["id"].tolist()
+    params["unit_agencies"] = list(f.agencies) or None
     unit = FREQS[freq]
-    tmin, tmax = _span_sql("d")
-    # Datasets with records under the filter but none here (none to look for city-wide).
-    absent = (
-        f"""UNION ALL
-        SELECT NULL, x.dataset, 0, 0::UBIGINT FROM (SELECT DISTINCT e.dataset FROM events e WHERE {sql}) x
-        WHERE x.dataset NOT IN (SELECT dataset FROM counts)"""
-        if place != "TRUE"
-        else ""
-    )
+    tmin, tmax = span_sql("d")
     # Periods are cast to dates once per group, not once per record (a third of the time).
     frame = con.execute(
         f"""
         WITH counts AS (
-            SELECT date_trunc('{unit}', e.ts) AS period, e.dataset, count(*) AS count,
+            SELECT date_trunc('{unit}', e.ts)::DATE AS period, e.dataset, e.agency, count(*) AS count,
                    {CELL_KEY_SQL} AS cell_key
-            FROM events e WHERE {sql} AND {place} GROUP BY 1, 2
+            FROM events e WHERE {sql} AND {place} GROUP BY 1, 2, 3
         ),
-        rows AS (SELECT period, dataset, count, cell_key FROM counts {absent}),
+        {UNITS_SQL},
         covered AS (
-            SELECT d.id, d.agency, d.kind, d.sharing,
+            SELECT d.id, d.title, d.kind, d.sharing,
                    date_trunc('{unit}', greatest({tmin}, coalesce($cover_start::TIMESTAMP, {tmin})))::DATE
                        AS covered_from,
                    date_trunc('{unit}', least({tmax}, coalesce($cover_end::TIMESTAMP, {tmax})))::DATE
                        AS covered_to
             FROM datasets d
+        ),
+        grid AS (
+            SELECT u.dataset, u.agency,
+                   unnest(generate_series(v.covered_from, v.covered_to, INTERVAL 1 {unit}))::DATE AS period
+            FROM units u JOIN covered v ON v.id = u.dataset
+            WHERE v.covered_from <= v.covered_to
         )
-        SELECT coalesce(r.period::DATE, v.covered_from) AS period, r.dataset, v.agency, v.kind, v.sharing,
-               r.count, r.cell_key, v.covered_from, v.covered_to
-        FROM rows r JOIN covered v ON v.id = r.dataset
-        ORDER BY 1, 2
+        SELECT g.period, g.dataset, v.title, g.agency, v.kind, v.sharing,
+               coalesce(c.count, 0) AS count, coalesce(c.cell_key, 0::UBIGINT) AS cell_key,
+               v.covered_from, v.covered_to
+        FROM grid g JOIN covered v ON v.id = g.dataset
+        LEFT JOIN counts c ON c.period = g.period AND c.dataset = g.dataset AND c.agency = g.agency
+        ORDER BY 1, 2, 4
         """,
         params,
     ).df()

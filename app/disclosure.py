@@ -41,8 +41,9 @@ class Rule:
     def describe(self) -> str:
         return (
             f"Counts from partners' and restricted datasets below {self.threshold}, zero included, are "
-            f"suppressed (shown as <{self.threshold}); others are rounded to the nearest {self.base} after "
-            "a small, consistent perturbation. Open datasets are shown as they are."
+            f"suppressed (shown as <{self.threshold}, or not listed where only places, categories or days "
+            f"with figures are listed); others are rounded to the nearest {self.base} after a small, "
+            "consistent perturbation. Open datasets are shown as they are."
         )
 
     def as_dict(self) -> dict:
@@ -50,6 +51,12 @@ class Rule:
             "threshold": self.threshold,
             "base": self.base,
             "applies_to": list(PROTECTED),
+            "listing": (
+                "Tables that list places, categories or days with records list a protected "
+                "dataset's row only where its figure is released; tables of every ward, every "
+                "cell of the study area or every period a dataset covers list them all, a "
+                "suppressed figure (zero included) as empty."
+            ),
             "text": self.describe(),
         }
 
@@ -139,6 +146,20 @@ def apply(frame: pd.DataFrame, rule: Rule, columns: tuple[str, ...] = ("count",)
         out[col] = np.where(suppressed, np.nan, other)
     out["suppressed"] = suppressed
     return out.drop(columns=["cell_key"], errors="ignore")
+
+
+def apply_listed(frame: pd.DataFrame, rule: Rule, columns: tuple[str, ...] = ("count",)) -> pd.DataFrame:
+    """Protect a frame as ``apply`` does, then keep only the rows whose figure is released.
+
+    For releases that list places, categories or days where records are found: if such a list
+    also held the suppressed rows, a "<5" in it would mean one to four (the zeros being the
+    rows left out), and four listed children of a suppressed parent of four would each be
+    exactly 1. Leaving out every row below the threshold makes a missing row mean "fewer than
+    the threshold, zero included", whatever the count. Releases that list every place or
+    period (wards, the whole grid, a trend over what a dataset covers) keep suppressed rows
+    and use ``apply``."""
+    out = apply(frame, rule, columns)
+    return out[~out["suppressed"].to_numpy(dtype=bool)].reset_index(drop=True)
 
 
 def most_restrictive(sharing: pd.Series) -> str:

@@ -19,9 +19,10 @@ import shapely
 from app.aggregate import check_hex_res, hex_aggregate, ward_aggregate
 from app.disclosure import DEFAULT_RULE, Rule
 from app.emerging import emerging_hotspots
-from app.filters import Filter, validate
+from app.filters import Filter, datasets_in, validate
 from app.hotspots import hex_hotspots
 from app.quality import load_report, study_area
+from app.trends import coverage_note
 
 KINDS = ("hexes", "wards", "hotspots", "emerging")
 FORMATS = ("csv", "geojson", "parquet")
@@ -36,7 +37,6 @@ HEX_COLUMNS = [
     "kind",
     "count",
     "weight",
-    "suppressed",
 ]
 WARD_COLUMNS = [
     "ward_code",
@@ -54,6 +54,12 @@ WARD_COLUMNS = [
     "suppressed",
     "period_start",
     "period_end",
+    "compared_count",
+    "compared_start",
+    "compared_end",
+    "previous_start",
+    "previous_end",
+    "comparison",
 ]
 HOTSPOT_COLUMNS = [
     "h3_cell",
@@ -67,7 +73,17 @@ HOTSPOT_COLUMNS = [
     "p_fdr",
     "bin",
 ]
-EMERGING_COLUMNS = [*HOTSPOT_COLUMNS, "pattern", "trend_z", "trend_p", "hot_steps", "cold_steps", "steps"]
+EMERGING_COLUMNS = [
+    *HOTSPOT_COLUMNS,
+    "pattern",
+    "trend_z",
+    "trend_p",
+    "count_trend_z",
+    "count_trend_p",
+    "hot_steps",
+    "cold_steps",
+    "steps",
+]
 
 
 @dataclass
@@ -95,7 +111,7 @@ def build(
         frame = hex_aggregate(con, f, check_hex_res(res), rule)[HEX_COLUMNS]
         geometry = "hex"
     elif kind == "wards":
-        frame = ward_aggregate(con, f, rule)[WARD_COLUMNS]
+        frame = _whole_numbers(ward_aggregate(con, f, rule)[WARD_COLUMNS], WARD_COUNTS)
         geometry = "ward"
     elif kind == "hotspots":
         result, stats = hex_hotspots(con, f, check_hex_res(res), k, rule)
@@ -109,6 +125,9 @@ def build(
         result["p"] = 2 * norm.sf(result["z"].abs())
         frame = result[EMERGING_COLUMNS]
         geometry = "hex"
+    note = coverage_note(con, f)
+    warnings += [note] if note else []
+    selected = datasets_in(con, f)
     metadata = {
         "export": kind,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -117,6 +136,12 @@ def build(
         "k": k if kind in ("hotspots", "emerging") else None,
         "step": step if kind == "emerging" else None,
         "rows": len(frame),
+        # Hotspot and emerging files pool the selected datasets into one figure per cell.
+        "datasets": selected["id"].tolist(),
+        "pooled": kind in ("hotspots", "emerging"),
+        "dataset_spans": [
+            {"id": r.id, "from": _day(r.time_min), "to": _day(r.time_max)} for r in selected.itertuples()
+        ],
         "suppression": rule.as_dict(),
         "data_vintage": _vintage(con),
         "load_report": [
@@ -143,6 +168,19 @@ def build(
         "warnings": warnings,
     }
     return Export(frame.reset_index(drop=True), metadata, geometry)
+
+
+WARD_COUNTS = ("count", "compared_count", "previous_count", "change")
+
+
+def _whole_numbers(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """Counts as whole numbers in every format (``43860``, not ``43860.0``); a suppressed or
+    missing figure stays empty."""
+    return frame.assign(**{c: frame[c].round().astype("Int64") for c in columns if c in frame})
+
+
+def _day(value) -> str | None:
+    return None if pd.isna(value) else pd.Timestamp(value).date().isoformat()
 
 
 def _vintage(con: duckdb.DuckDBPyConnection) -> dict:

@@ -10,6 +10,9 @@ import datetime as dt
 from dataclasses import dataclass, replace
 
 import duckdb
+import pandas as pd
+
+from app.disclosure import DEFAULT_RULE, PROTECTED
 
 KINDS = ("demand", "intervention")
 
@@ -29,6 +32,9 @@ class Filter:
     weekdays: tuple[int, ...] = ()  # ISO: 1 Monday .. 7 Sunday
     hours: tuple[int, ...] = ()  # 0 .. 23
     bbox: tuple[float, float, float, float] | None = None  # west, south, east, north (WGS84)
+    # The datasets that the category choice applies to, set by ``validate``: a dataset that
+    # holds none of the chosen categories is kept whole, not emptied. None: every dataset.
+    category_scope: tuple[str, ...] | None = None
 
     def with_(self, **changes) -> Filter:
         return replace(self, **changes)
@@ -39,10 +45,16 @@ class Filter:
         return (self.end - self.start).days + 1
 
     def previous(self) -> Filter | None:
-        """The period of equal length just before this one, or None without a full period."""
+        """The period of equal length just before this one, or None without a full period: as
+        many whole months before a period of whole months (2012 against 2011, not against a year
+        that begins on 31 December), else as many days."""
         days = self.days()
         if days is None:
             return None
+        if self.start.day == 1 and (self.end + dt.timedelta(days=1)).day == 1:
+            first, last = pd.Period(self.start, "M"), pd.Period(self.end, "M")
+            months = (last - first).n + 1
+            return self.with_(start=(first - months).start_time.date(), end=self.start - dt.timedelta(days=1))
         return self.with_(start=self.start - dt.timedelta(days=days), end=self.start - dt.timedelta(days=1))
 
     def describe(self) -> dict:
@@ -90,7 +102,25 @@ def validate(con: duckdb.DuckDBPyConnection, f: Filter) -> Filter:
             raise FilterError("bbox is west, south, east, north in degrees (west < east, south < north)")
     if f.start and f.end and f.start > f.end:
         raise FilterError(f"the period is reversed: {f.start} is after {f.end}")
+    if f.categories and f.category_scope is None:
+        released = dataset_categories(con)
+        unknown = sorted(set(f.categories) - {c for cats in released.values() for c in cats})
+        if unknown:
+            raise FilterError(f"unknown category {', '.join(repr(c) for c in unknown)}")
+        return f.with_(category_scope=category_scope(released, f.categories))
     return f
+
+
+def category_scope(released: dict[str, list[str]], categories: tuple[str, ...]) -> tuple[str, ...]:
+    """The datasets that hold any of ``categories`` among their released categories
+    (``dataset_categories``).
+
+    A category filter applies to these datasets only: choosing the fire service's "Fire"
+    must not empty every intervention dataset, which has no such category. The test is the
+    released list of categories, never the exact one: whether a partner's dataset is filtered
+    must not tell that it holds one to four records of a category."""
+    chosen = set(categories)
+    return tuple(sorted(d for d, cats in released.items() if chosen & set(cats)))
 
 
 def where(f: Filter, alias: str = "e") -> tuple[str, dict]:
@@ -105,7 +135,13 @@ def where(f: Filter, alias: str = "e") -> tuple[str, dict]:
     any_of("dataset", "f_datasets", f.datasets)
     any_of("agency", "f_agencies", f.agencies)
     any_of("kind", "f_kinds", f.kinds)
-    any_of("category", "f_categories", f.categories)
+    if f.categories:
+        clause = f"list_contains($f_categories, {alias}.category)"
+        if f.category_scope is not None:
+            clause = f"(NOT list_contains($f_category_scope, {alias}.dataset) OR {clause})"
+            params["f_category_scope"] = list(f.category_scope)
+        clauses.append(clause)
+        params["f_categories"] = list(f.categories)
     if f.start:
         clauses.append(f"{alias}.ts >= $f_start")
         params["f_start"] = dt.datetime.combine(f.start, dt.time())
@@ -125,41 +161,82 @@ def where(f: Filter, alias: str = "e") -> tuple[str, dict]:
     return " AND ".join(clauses), params
 
 
-def categories_in(con: duckdb.DuckDBPyConnection, datasets: tuple[str, ...]) -> list[str]:
-    """The categories the given datasets' records hold, sorted: the filter's choices. Read
-    from the stored rows of those datasets' files, not the events view, which would join every
-    record to its file and ward first."""
-    found = con.execute(
-        """SELECT DISTINCT category FROM event_rows
-           WHERE file_no IN (SELECT file_no FROM event_files WHERE list_contains($ids, dataset))
-           ORDER BY 1""",
-        {"ids": list(datasets)},
+def dataset_categories(con: duckdb.DuckDBPyConnection, threshold: int = DEFAULT_RULE.threshold) -> dict:
+    """Each dataset's categories as released: all of an open dataset's, and those of a
+    partners' or restricted dataset that hold at least ``threshold`` of its records. A rarer
+    category of a protected dataset is not listed anywhere (filter, tables, exports), so that
+    a list of categories never shows that a partner holds one to four records of a kind."""
+    rows = con.execute(
+        """SELECT f.dataset, r.category, count(*) AS n, any_value(d.sharing) AS sharing
+           FROM event_rows r JOIN event_files f USING (file_no) JOIN datasets d ON d.id = f.dataset
+           GROUP BY 1, 2 ORDER BY 1, 2"""
     ).fetchall()
-    return [r[0] for r in found]
+    out: dict[str, list[str]] = {}
+    for dataset, category, n, sharing in rows:
+        if sharing not in PROTECTED or n >= threshold:
+            out.setdefault(dataset, []).append(category)
+    return out
+
+
+def categories_in(con: duckdb.DuckDBPyConnection, datasets: tuple[str, ...]) -> list[str]:
+    """The released categories of the given datasets, sorted: the filter's choices."""
+    found = dataset_categories(con)
+    return sorted({c for d in datasets for c in found.get(d, [])})
+
+
+def datasets_in(con: duckdb.DuckDBPyConnection, f: Filter) -> pd.DataFrame:
+    """The catalogue rows that the filter's dataset, agency and kind choices let through, with
+    the first and last time of each dataset's records (``time_min``, ``time_max``, from its
+    load report). What a filter selects is decided by these choices alone, never by which
+    records it finds: a partner's dataset with no record under a filter is still selected."""
+    tmin, tmax = span_sql("d")
+    frame = con.execute(
+        f"SELECT id, agency, kind, sharing, {tmin} AS time_min, {tmax} AS time_max "
+        "FROM datasets d ORDER BY id"
+    ).df()
+    if f.datasets:
+        frame = frame[frame["id"].isin(f.datasets)]
+    if f.kinds:
+        frame = frame[frame["kind"].isin(f.kinds)]
+    if f.agencies:
+        # A file that holds several agencies (agency_column) is selected by any of them.
+        named = con.execute(
+            """SELECT DISTINCT dataset FROM event_files WHERE list_contains($a, agency)
+               UNION SELECT DISTINCT f.dataset FROM event_rows r JOIN event_files f USING (file_no)
+               WHERE r.agency IS NOT NULL AND list_contains($a, r.agency)""",
+            {"a": list(f.agencies)},
+        ).fetchall()
+        frame = frame[frame["id"].isin({r[0] for r in named})]
+    return frame.reset_index(drop=True)
+
+
+def span_sql(alias: str) -> tuple[str, str]:
+    """SQL for the first and last time of a dataset's records, from its stored load report
+    (``alias``: the datasets table's)."""
+    first, last = (
+        f"CAST(json_extract_string({alias}.report_json, '$.{k}') AS TIMESTAMP)"
+        for k in ("time_min", "time_max")
+    )
+    return first, last
 
 
 def sharing_level(con: duckdb.DuckDBPyConnection, f: Filter) -> str:
-    """The most restrictive sharing level among the datasets whose records the filter selects."""
-    sql, params = where(f)
-    levels = {
-        r[0]
-        for r in con.execute(
-            f"""SELECT DISTINCT d.sharing FROM (SELECT DISTINCT e.dataset FROM events e WHERE {sql}) x
-                JOIN datasets d ON d.id = x.dataset""",
-            params,
-        ).fetchall()
-    }
+    """The most restrictive sharing level among the datasets the filter selects (whether or
+    not it finds records of them: an exact figure must not reveal that a partner's dataset has
+    none under the filter)."""
+    levels = set(datasets_in(con, f)["sharing"])
     return next((lvl for lvl in ("restricted", "partners") if lvl in levels), "open")
 
 
 def data_period(con: duckdb.DuckDBPyConnection, f: Filter) -> tuple[dt.date, dt.date] | None:
-    """The first and last day with a record under the filter (used when it gives no dates)."""
-    sql, params = where(f)
-    # Over every record, the stored table's statistics answer at once; the events view joins
-    # each row to its file and ward first, which costs a scan of them all.
-    source = "event_rows" if f == Filter() else "events"
-    lo, hi = con.execute(f"SELECT min(ts), max(ts) FROM {source} e WHERE {sql}", params).fetchall()[0]
-    return (lo.date(), hi.date()) if lo else None
+    """The first and last day that the selected datasets cover (from their load reports),
+    used when a filter gives no dates. Taken from the datasets, not from the records the
+    filter finds: the first and last record of a category or an hour of a partner's dataset
+    would otherwise show on every page as the period."""
+    frame = datasets_in(con, f).dropna(subset=["time_min", "time_max"])
+    if frame.empty:
+        return None
+    return frame["time_min"].min().date(), frame["time_max"].max().date()
 
 
 def with_period(
@@ -173,3 +250,128 @@ def with_period(
     if span is None or (f.start and f.start > span[1]) or (f.end and f.end < span[0]):
         return f  # no record in the period: nothing to close it by
     return f.with_(start=f.start or span[0], end=f.end or span[1])
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The two windows a "change on the previous period" compares, and a sentence saying which
+    (or, with no windows, why there is nothing to compare)."""
+
+    current: tuple[dt.date, dt.date] | None
+    previous: tuple[dt.date, dt.date] | None
+    sentence: str
+
+
+def comparison(con: duckdb.DuckDBPyConnection, f: Filter) -> Comparison:
+    """What "change on the previous period" compares under a filter.
+
+    Without dates, the last twelve months of data against the twelve before; with a period,
+    that period against the one of equal length before it. Either way, only over months that
+    every selected dataset covers in both windows: a dataset that begins or ends inside them
+    would make a change out of its missing months (Bath's street crime, five months of 2018-19,
+    against collisions that end in 2013)."""
+    f = validate(con, f)
+    spans = covered_spans(con, f)
+    if spans.empty:
+        return Comparison(None, None, "no previous period: no selected dataset has records")
+    if f.start is None and f.end is None:
+        return last_year_against_the_one_before(spans)
+    closed = with_period(con, f)
+    if closed.start is None or closed.end is None:
+        return Comparison(None, None, "no previous period: the period holds no data")
+    before = closed.previous()
+    current, previous = (closed.start, closed.end), (before.start, before.end)
+    return compare_within(spans, current, previous)
+
+
+def covered_spans(con: duckdb.DuckDBPyConnection, f: Filter) -> pd.DataFrame:
+    """Each selected dataset's title and the whole months its records cover (``first``, the
+    first day of its first month; ``last``, the last day of its last month), from its load
+    report. A month the data enters after its first week or leaves before its last week is
+    not counted as covered; a last record on the first of a month at midnight is a monthly
+    file's (police.uk dates every record to its month's first day), which covers that month."""
+    frame = datasets_in(con, f).dropna(subset=["time_min", "time_max"])
+    titles = dict(con.execute("SELECT id, title FROM datasets").fetchall())
+    starts = pd.to_datetime(frame["time_min"])
+    ends = pd.to_datetime(frame["time_max"])
+    first = [s.to_period("M") + (0 if s.day <= 7 else 1) for s in starts]
+    monthly = (ends.dt.day == 1) & (ends == ends.dt.normalize())
+    last = [e.to_period("M") - (0 if e.day >= 24 or m else 1) for e, m in zip(ends, monthly, strict=True)]
+    out = pd.DataFrame(
+        {
+            "id": frame["id"].to_numpy(),
+            "title": [titles.get(i) or i for i in frame["id"]],
+            "first": [p.start_time.date() for p in first],
+            "last": [p.end_time.date() for p in last],
+        }
+    )
+    return out[out["first"] <= out["last"]].reset_index(drop=True)
+
+
+def period_words(start: dt.date, end: dt.date) -> str:
+    """A period as people say it: "Mar 2024 to Feb 2025" for whole months, else with days."""
+    whole = start.day == 1 and (end + dt.timedelta(days=1)).day == 1
+    if whole:
+        return (
+            f"{start:%b %Y}"
+            if (start.year, start.month) == (end.year, end.month)
+            else (f"{start:%b %Y} to {end:%b %Y}")
+        )
+    return f"{start.day} {start:%b %Y} to {end.day} {end:%b %Y}"
+
+
+def last_year_against_the_one_before(spans: pd.DataFrame) -> Comparison:
+    first, last = max(spans["first"]), min(spans["last"])
+    if first > last:
+        listed = "; ".join(f"{r.title} {period_words(r.first, r.last)}" for r in spans.itertuples())
+        return Comparison(
+            None, None, f"no previous period: no month is covered by every selected dataset ({listed})"
+        )
+    end = pd.Period(last, "M")
+    current = ((end - 11).start_time.date(), last)
+    previous = ((end - 23).start_time.date(), (end - 12).end_time.date())
+    if previous[0] < first:
+        return Comparison(None, None, f"no previous period: {_too_short(spans, first, last)}")
+    return Comparison(current, previous, f"{period_words(*current)} against {period_words(*previous)}")
+
+
+def _too_short(spans: pd.DataFrame, first: dt.date, last: dt.date) -> str:
+    together = "the data covers" if len(spans) == 1 else "the selected datasets together cover"
+    return (
+        f"{together} only {period_words(first, last)}, and a year's change needs the year before it "
+        "(choose a shorter period in the filter)"
+    )
+
+
+def compare_within(
+    spans: pd.DataFrame, current: tuple[dt.date, dt.date], previous: tuple[dt.date, dt.date]
+) -> Comparison:
+    """The two windows if every dataset covers both, else None with the datasets that do not."""
+    late = spans[spans["first"] > previous[0]]
+    early = spans[spans["last"] < current[1]]
+    if late.empty and early.empty:
+        return Comparison(current, previous, f"{period_words(*current)} against {period_words(*previous)}")
+    reasons = []
+    if len(late):
+        begins = late["first"].max()
+        who = "the data" if len(spans) == 1 or len(late) == len(spans) else _titles(late)
+        reasons.append(
+            f"{who} begins in {begins:%b %Y}"
+            if len(late) == 1 or who == "the data"
+            else (f"{who} begin in {begins:%b %Y} or later")
+        )
+    if len(early):
+        ends = early["last"].min()
+        who = "the data" if len(spans) == 1 or len(early) == len(spans) else _titles(early)
+        reasons.append(
+            f"{who} ends in {ends:%b %Y}"
+            if len(early) == 1 or who == "the data"
+            else (f"{who} end in {ends:%b %Y} or earlier")
+        )
+    compared = f"{period_words(*current)} would be compared with {period_words(*previous)}"
+    return Comparison(None, None, f"no previous period: {' and '.join(reasons)}, and {compared}")
+
+
+def _titles(frame: pd.DataFrame) -> str:
+    names = frame["title"].tolist()
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]

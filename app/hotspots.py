@@ -12,29 +12,27 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from app.aggregate import check_hex_res, raw_hex_counts, ward_counts
-from app.disclosure import DEFAULT_RULE, PROTECTED, Rule, most_restrictive
+from app.aggregate import check_hex_res, dataset_units, raw_hex_counts, ward_counts
+from app.disclosure import DEFAULT_RULE, PROTECTED, Rule
 from app.filters import Filter, sharing_level, validate
 from app.grid import cell_frame, kring_weights, study_area_cells, ward_weights
 from app.stats import GiStar, gi_star
 
 
 def released_grid(
-    counts: pd.DataFrame, cells: np.ndarray, rule: Rule
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
-    """Zero-filled counts over ``cells`` for the datasets in ``counts`` taken together:
-    (released values, suppressed flags, values for statistics, sharing level)."""
+    counts: pd.DataFrame, cells: np.ndarray, sharing: str, rule: Rule
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Zero-filled counts over ``cells`` for the datasets in ``counts`` taken together,
+    protected at ``sharing`` (the level of the datasets selected, not of those that happen to
+    have records): (released values, suppressed flags, values for statistics)."""
     exact = np.zeros(len(cells))
     keys = np.zeros(len(cells), dtype=np.uint64)
     if len(counts):
         pos = np.searchsorted(cells, counts["h3"].astype("uint64").to_numpy())
         np.add.at(exact, pos, counts["count"].to_numpy(dtype=np.float64))
         np.bitwise_xor.at(keys, pos, counts["cell_key"].to_numpy(dtype=np.uint64))
-        sharing = most_restrictive(counts["sharing"])
-    else:
-        sharing = "open"
     values, suppressed = rule.release(exact, sharing in PROTECTED, keys)
-    return values, suppressed, rule.stand_in(values, suppressed), sharing
+    return values, suppressed, rule.stand_in(values, suppressed)
 
 
 def with_gi_star(frame: pd.DataFrame, values, suppressed, sharing: str, result: GiStar) -> pd.DataFrame:
@@ -56,8 +54,10 @@ def hex_hotspots(
     """Gi* of the selected records per cell; every cell of the study area, hot or not."""
     res = check_hex_res(res)
     cells = study_area_cells(con, res)
-    counts = raw_hex_counts(con, validate(con, f), res)
-    values, suppressed, stat_values, sharing = released_grid(counts, cells, rule)
+    f = validate(con, f)
+    counts = raw_hex_counts(con, f, res)
+    sharing = sharing_level(con, f)
+    values, suppressed, stat_values = released_grid(counts, cells, sharing, rule)
     result = gi_star(stat_values, kring_weights(cells, k))
     return with_gi_star(cell_frame(cells, res), values, suppressed, sharing, result), result
 
@@ -81,21 +81,29 @@ def ward_hotspots(
 def per_dataset_hotspots(
     con: duckdb.DuckDBPyConnection, f: Filter, res: int, k: int = 1, rule: Rule = DEFAULT_RULE
 ) -> tuple[np.ndarray, dict[str, pd.DataFrame]]:
-    """Gi* for each selected dataset on its own, over one shared grid."""
+    """Gi* for each selected dataset (and each agency a file names per row) on its own, over
+    one shared grid. Keyed by dataset id, or "id (agency)" for a file of several agencies.
+    Every selected dataset is there, records under the filter or not: a partner's dataset
+    missing from the result would tell that it has none."""
     res = check_hex_res(res)
+    f = validate(con, f)
     cells = study_area_cells(con, res)
     weights = kring_weights(cells, k)
-    counts = raw_hex_counts(con, validate(con, f), res)
+    counts = raw_hex_counts(con, f, res)
+    units = dataset_units(con, f)
+    several = units.groupby("dataset")["agency"].transform("size") > 1
     out: dict[str, pd.DataFrame] = {}
-    for dataset, group in counts.groupby("dataset"):
-        values, suppressed, stat_values, _ = released_grid(group, cells, rule)
+    for unit, many in zip(units.itertuples(), several, strict=True):
+        group = counts[(counts["dataset"] == unit.dataset) & (counts["agency"] == unit.agency)]
+        values, suppressed, stat_values = released_grid(group, cells, unit.sharing, rule)
         result = gi_star(stat_values, weights)
-        out[str(dataset)] = pd.DataFrame(
+        name = f"{unit.dataset} ({unit.agency})" if many else str(unit.dataset)
+        out[name] = pd.DataFrame(
             {
                 "h3": cells,
-                "dataset": dataset,
-                "agency": group["agency"].iloc[0],
-                "kind": group["kind"].iloc[0],
+                "dataset": unit.dataset,
+                "agency": unit.agency,
+                "kind": unit.kind,
                 "count": values,
                 "suppressed": suppressed,
                 "stat_value": stat_values,

@@ -169,12 +169,16 @@ def test_filter_by_agency_and_unknown_agency(full_con):
         hex_aggregate(full_con, Filter(agencies=("Ministry of Nothing",)), 8)
 
 
-def test_data_period_matches_the_records(full_con):
-    for f in (Filter(), OPEN, OPEN.with_(categories=("Noise",), hours=(3,))):
+def test_data_period_is_what_the_selected_datasets_cover(full_con):
+    """The period a filter without dates stands for is what its datasets cover, whatever else
+    it chooses: the first and last record of a category or an hour would tell, for a partner's
+    dataset, when its rare records happened."""
+    for f in (Filter(), OPEN):
         sql, params = where(f)
         lo, hi = full_con.execute(f"SELECT min(ts), max(ts) FROM events e WHERE {sql}", params).fetchall()[0]
         assert data_period(full_con, f) == (lo.date(), hi.date())
-    assert data_period(full_con, OPEN.with_(categories=("no such category",))) is None
+        assert data_period(full_con, f.with_(categories=("Noise",), hours=(3,))) == (lo.date(), hi.date())
+    assert data_period(full_con, Filter(agencies=("Ministry of Nothing",))) is None
 
 
 def test_category_counts_add_up_and_name_their_datasets(full_con):
@@ -215,7 +219,7 @@ def test_ward_aggregate_rates_shares_and_change(full_con):
     row = wards.iloc[0]
     assert row["rate_per_1000"] == pytest.approx(1000 * row["count"] / row["population"])
     assert row["per_km2"] == pytest.approx(row["count"] / row["area_km2"])
-    assert f.previous().start == dt.date(2024, 7, 4)  # 181 days before, the same length
+    assert f.previous().start == dt.date(2024, 7, 1)  # six whole months before, the same length
     assert wards["previous_count"].sum() == total(full_con, f.previous())
     assert (wards["change"] == wards["count"] - wards["previous_count"]).all()
 
@@ -274,8 +278,9 @@ def test_agency_trend_shows_suppressed_months_as_gaps_not_zeros(full_con):
 
 
 def test_agency_trend_draws_no_line_across_years_without_data():
-    """Two files of one agency (collisions to 2013, street crime from 2018): the years between
-    are gaps reading "no data"; months inside a file's coverage with no record here are zeros."""
+    """Two files of one agency (collisions to 2013, street crime from 2018) are two lines, each
+    over its own months only: nothing is drawn across the years between, and months inside a
+    file's coverage with no record here are zeros."""
     frame = pd.DataFrame(
         {
             "period": pd.to_datetime(["2013-01-01", "2013-03-01", "2018-10-01"]),
@@ -289,13 +294,14 @@ def test_agency_trend_draws_no_line_across_years_without_data():
             "covered_to": pd.to_datetime(["2013-12-01", "2013-12-01", "2018-12-01"]),
         }
     )
-    trend = agency_trend(frame, "month").set_index("period")
-    assert len(trend) == 6 * 12  # January 2013 to December 2018, every month once
-    assert trend.loc["2013-02-01", "count"] == 0 and trend.loc["2013-12-01", "count"] == 0
-    assert trend.loc["2018-12-01", "count"] == 0  # covered, nothing recorded here
-    gap = trend.loc["2014-01-01":"2018-09-01"]
-    assert len(gap) == 57 and gap["count"].isna().all() and (gap["label"] == "no data").all()
-    assert (gap["datasets"] == 0).all()
+    trend = agency_trend(frame, "month")
+    collisions = trend[trend["dataset"] == "collisions"].set_index("period")
+    street = trend[trend["dataset"] == "street"].set_index("period")
+    assert len(collisions) == 12 and len(street) == 3 and len(trend) == 15
+    assert collisions.loc["2013-02-01", "count"] == 0 and collisions.loc["2013-12-01", "count"] == 0
+    assert street.loc["2018-12-01", "count"] == 0  # covered, nothing recorded here
+    assert not trend["period"].between("2014-01-01", "2018-09-01").any()
+    assert set(trend["line"]) == {"Police: collisions", "Police: street"}
 
 
 @given(
@@ -307,8 +313,8 @@ def test_agency_trend_draws_no_line_across_years_without_data():
     )
 )
 def test_agency_trend_invariants(rows):
-    """Whatever the mix: an agency's figure of one kind is the sum of its released figures,
-    missing only when all of them are suppressed, and no period of a dataset's span is dropped."""
+    """Whatever the mix: each dataset's line holds its own released figures, never summed with
+    another's, missing only where suppressed, and no period of a dataset's span is dropped."""
     sharing = {"a": "open", "b": "restricted", "c": "partners", "d": "open"}
     agency = {"a": "X", "b": "X", "c": "Y", "d": "X"}
     kind = {"a": "demand", "b": "demand", "c": "demand", "d": "intervention"}
@@ -324,9 +330,9 @@ def test_agency_trend_invariants(rows):
             "suppressed": suppressed,
         }
     )
-    trend = agency_trend(frame, "month").set_index(["period", "agency", "kind"])
+    trend = agency_trend(frame, "month").set_index(["period", "dataset", "agency"])
     assert not trend.index.duplicated().any()
-    for key, group in frame.groupby(["period", "agency", "kind"]):
+    for key, group in frame.groupby(["period", "dataset", "agency"]):
         row = trend.loc[key]
         if np.isnan(row["count"]):
             assert group["suppressed"].all() and row["label"] == "<5"
@@ -420,8 +426,8 @@ def test_ward_profile_downloads_carry_released_figures_only(full_con):
         assert row["count"] is None or row["kind"] == "intervention" or row["count"] % 5 == 0
     page = profile.to_html(ward, DEFAULT_RULE)
     recent = profile.recent_trend(trend)
-    assert list(recent.columns[:2]) == ["agency", "kind"] and len(recent.columns) == 14
-    assert "The last twelve months per agency" in page and "&lt;5" in page
+    assert list(recent.columns[:3]) == ["agency", "dataset", "kind"] and len(recent.columns) == 15
+    assert "The last twelve months per dataset" in page and "&lt;5" in page
     assert "nan" not in page.lower().replace("fairhaven", "")
 
 

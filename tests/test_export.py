@@ -35,7 +35,7 @@ def export(db, *args: str) -> subprocess.CompletedProcess:
                 "agency",
                 "kind",
                 "count",
-                "suppressed",
+                "weight",
             ],
         ),
         ("wards", ["ward_code", "ward_name", "dataset", "count", "rate_per_1000", "suppressed"]),
@@ -104,10 +104,24 @@ def test_restricted_counts_in_files_are_protected(small_demo_db, tmp_path):
     out = tmp_path / "eh.csv"
     assert export(db, "hexes", "--res", "9", "--dataset", "early_help", "--out", str(out)).returncode == 0
     frame = pd.read_csv(out)
-    assert frame["suppressed"].any()
-    shown = frame.loc[~frame["suppressed"], "count"]
-    assert (shown % 5 == 0).all() and (shown >= 5).all()
-    assert frame.loc[frame["suppressed"], "count"].isna().all()
+    # Only cells whose figure is released are listed: a listed "<5" would mean one to four.
+    assert "suppressed" not in frame.columns and len(frame) > 0
+    assert (frame["count"] % 5 == 0).all() and (frame["count"] >= 5).all()
+
+
+def test_ward_files_write_counts_as_whole_numbers(small_demo_db, tmp_path):
+    db, _ = small_demo_db
+    out = tmp_path / "w.csv"
+    assert export(db, "wards", "--out", str(out)).returncode == 0
+    lines = out.read_text().splitlines()
+    header = lines[0].split(",")
+    counts = [header.index(c) for c in ("count", "previous_count", "change")]
+    for line in lines[1:]:
+        fields = line.split(",")
+        for i in counts:
+            assert fields[i] == "" or fields[i].lstrip("-").isdigit(), (header[i], fields[i])
+    meta = json.loads(out.with_name("w.csv.json").read_text())
+    assert {d["id"] for d in meta["dataset_spans"]} == set(meta["datasets"]) and not meta["pooled"]
 
 
 def test_geojson_and_parquet(small_demo_db, tmp_path):

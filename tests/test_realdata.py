@@ -151,7 +151,11 @@ def test_banes_ward_trend_shows_a_dataset_with_no_record_there_as_zeros(banes):
         "road_collisions",
         "fixmystreet",
     }
-    assert (city["count"] > 0).all()  # city-wide, every row is a real count
+    # City-wide, every month each file covers is listed, empty or not, and they add up.
+    for dataset, rows in city.groupby("dataset"):
+        months = pd.date_range(rows["covered_from"].min(), rows["covered_to"].max(), freq="MS")
+        assert sorted(pd.to_datetime(rows["period"])) == list(months), dataset
+    assert int(city["count"].sum()) == sum(d["rows_loaded"] for d in banes["datasets"])
 
 
 def test_london_stop_and_search(tmp_path):
