@@ -31,8 +31,18 @@ from pyproj import Transformer
 from app.boundaries import BoundaryError, Wards, read_wards
 from app.catalog import Catalog, Dataset, load_catalog
 from app.h3cells import latlng_to_cells
-from app.placement import Placed, Placer
-from app.readers import Source, SourceError, open_source, tolerant_csv_source
+from app.placement import Placed, Placer, location_precision
+from app.readers import (
+    LineCount,
+    Source,
+    SourceError,
+    check_record_count,
+    clear_rejects,
+    count_lines,
+    csv_rejects,
+    open_source,
+    tolerant_csv_source,
+)
 from app.ward_index import WardIndex
 from app.warehouse import SCHEMA_VERSION, connect, load_lock, stored_schema_version, writable_copy
 
@@ -171,6 +181,8 @@ def load(
         "study_area": study_area,
         "datasets": reports,
         "totals": _totals(reports),
+        # Datasets added through the dashboard that could not be used: skipped, never fatal.
+        "skipped_uploads": list(catalog.skipped),
         "load_seconds": round(time.perf_counter() - started, 3),
     }
 
@@ -321,11 +333,18 @@ def _load_dataset_atomically(
         prepared = [
             prepare_file(con, ds, f, name, placer, now) for f, name in zip(ds.files, names, strict=True)
         ]
+        previous = _stored_reports(con).get(ds.id)
         con.execute("BEGIN TRANSACTION")
         in_transaction = True
         _delete_rows(con, ds.id)
         files = [write_file(con, ds, p, h) for p, h in zip(prepared, hashes, strict=True)]
         report = _dataset_report(con, ds, files, time.perf_counter() - started)
+        if report["rows_loaded"] == 0:
+            raise SourceError(_all_quarantined(con, ds, report))
+        report["warnings"] = _drop_warnings(report, previous)
+        report["location_precision"] = location_precision(
+            con, ds.id, ds.crs if ds.location_mode == "xy" else None
+        )
         _record_dataset(con, ds, hashes, report)
         con.execute("COMMIT")
         return report
@@ -345,11 +364,56 @@ def _load_dataset_atomically(
             _drop_stage(con, name)
 
 
+_SAMPLE_ROWS = 3  # quarantined rows quoted when a whole dataset is refused
+_DROP_SHARE = 0.5  # a reload that loads under this share of the previous load's rows is a warning
+
+
+def _all_quarantined(con: duckdb.DuckDBPyConnection, ds: Dataset, report: dict) -> str:
+    """Why a dataset none of whose rows could be loaded is refused: its reasons, and the value
+    of the column blamed in its first rows (a typo in time_format shows at once)."""
+    reasons = ", ".join(f"{r} {n:,}" for r, n in report["quarantined_by_reason"].items())
+    sample = con.execute(
+        """SELECT source_row, reason, column_name, raw FROM quarantine WHERE dataset = ?
+           ORDER BY source_file, source_row LIMIT ?""",
+        [ds.id, _SAMPLE_ROWS],
+    ).fetchall()
+    quoted = "; ".join(_quoted_row(row, reason, column, raw) for row, reason, column, raw in sample)
+    return (
+        f"all {report['rows_read']:,} rows quarantined: {reasons}; nothing loaded, so the previous "
+        f"version is kept; first rows: {quoted}"
+    )
+
+
+def _quoted_row(row: int, reason: str, column: str | None, raw: str | None) -> str:
+    values = json.loads(raw) if raw else {}
+    if column and "+" not in column and column in values:
+        return f"row {row} {column} '{values[column]}' ({reason})"
+    if column:
+        shown = ", ".join(f"'{values.get(c)}'" for c in column.split("+"))
+        return f"row {row} {column} {shown} ({reason})"
+    return f"row {row} ({reason})"
+
+
+def _drop_warnings(report: dict, previous: dict | None) -> list[str]:
+    """A reload that loads under half the rows of the previous load is worth a look (a changed
+    export, a column renamed, a format changed): say so in the report."""
+    before = (previous or {}).get("rows_loaded") or 0
+    now = report["rows_loaded"]
+    if before == 0 or now >= _DROP_SHARE * before:
+        return []
+    when = (previous or {}).get("loaded_at", "")
+    return [
+        f"{now:,} rows loaded against {before:,} in the previous load{f' ({when})' if when else ''}: "
+        f"{100 * (before - now) / before:.0f} % fewer; quarantined by reason: "
+        + ", ".join(f"{r} {n:,}" for r, n in report["quarantined_by_reason"].items())
+    ]
+
+
 def _drop_stage(con: duckdb.DuckDBPyConnection, name: str) -> None:
     con.execute(f"DROP VIEW IF EXISTS {name}")
-    for table in (f"{name}_t", f"{name}_placed"):
+    for table in (f"{name}_t", f"{name}_placed", f"{name}_src_rejects", f"{name}_src_scans"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
-    for suffix in ("_src", "_coords", "_fixed", "_outside"):
+    for suffix in ("_src", "_coords", "_fixed", "_outside", "_rejects_q", "_shift"):
         with contextlib.suppress(Exception):
             con.unregister(name + suffix)
 
@@ -411,6 +475,12 @@ def _dataset_report(con: duckdb.DuckDBPyConnection, ds: Dataset, files: list[dic
         "files": files,
         "load_seconds": round(seconds, 3),
         "rows_per_second": round(rows_read / seconds) if seconds > 0 else None,
+        "loaded_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        **(
+            {"ward_column_unmatched": sum(f["ward_column_unmatched"] for f in files)}
+            if ds.ward_column
+            else {}
+        ),
     }
 
 
@@ -424,12 +494,13 @@ class PreparedFile:
     rows: int
     placed: Placed  # the validated rows with their cells and wards
     outside: pa.Table  # __row and reason of validated rows that no ward holds
+    rejects: pa.Table  # rows the CSV reader skipped: their file row, reason and raw JSON
 
 
 # The parsed values the stage stores per row, and the columns a validated row carries on to the
 # events table (the text ones are computed from the file's own columns, see _row_values).
 _STAGED = ["__a", "__b", "__ts", "__weight"]
-_CARRIED = [*_STAGED, "__category", "__agency", "__record_id"]
+_CARRIED = [*_STAGED, "__category", "__agency", "__record_id", "__ward_key"]
 
 
 def prepare_file(
@@ -444,15 +515,8 @@ def prepare_file(
     _check_columns(ds, file, source)
     # Degrees are known in the reading pass except for grid coordinates (projected below).
     digits = placer if ds.location_mode != "xy" else None
-    try:
-        _stage(con, ds, source, stage, now, digits)
-    except duckdb.Error:
-        if source.reader != "duckdb" or ds.format != "csv":
-            raise
-        # A structurally broken CSV: read it again, keeping every row and marking the bad ones.
-        source = tolerant_csv_source(con, ds, file, stage + "_src")
-        _stage(con, ds, source, stage, now, digits)
-    rows = con.execute(f"SELECT count(*) FROM {stage}").fetchall()[0][0]
+    source, rejects = _read_stage(con, ds, file, source, stage, now, digits)
+    rows = con.execute(f"SELECT count(*) FROM {stage}").fetchall()[0][0] + len(rejects)
     if rows == 0:
         raise SourceError(f"{file}: the file has a header but no data rows")
     points, params, unplaceable = _points(con, ds, stage, placer)
@@ -468,7 +532,51 @@ def prepare_file(
     a, b = (out.column(c).to_numpy().astype(np.float64) for c in ("__a", "__b"))
     reasons = _reasons(out.column("__row").to_numpy(), _outside_reason(ds, a, b, placer.index))
     outside_table = pa.concat_tables([reasons, unplaceable])
-    return PreparedFile(file, source, stage, rows, placed, outside_table)
+    return PreparedFile(file, source, stage, rows, placed, outside_table, rejects)
+
+
+def _read_stage(
+    con: duckdb.DuckDBPyConnection,
+    ds: Dataset,
+    file: Path,
+    source: Source,
+    stage: str,
+    now: dt.datetime,
+    digits: Placer | None,
+) -> tuple[Source, pa.Table]:
+    """Stage the file with the fast reader, which skips and records malformed rows; hand it to
+    the exact reader where that cannot serve (bad bytes, an over-long line, a read error). The
+    rows read are checked against the file's own count of records. Returns the source used and
+    the rows the reader skipped."""
+    lines = count_lines(file) if ds.format == "csv" else None
+    rejects = None
+    try:
+        _stage(con, ds, source, stage, now, digits)
+        rejects = _rejects(con, source, file, lines)
+    except duckdb.Error:
+        if source.reader != "duckdb" or ds.format != "csv":
+            raise
+    if rejects is None:
+        source = tolerant_csv_source(con, ds, file, stage + "_src")
+        _stage(con, ds, source, stage, now, digits)
+        rejects = _rejects(con, source, file, lines)
+    if lines is not None:
+        good = con.execute(f"SELECT count(*) FROM {stage}_t").fetchall()[0][0]
+        check_record_count(con, source, file, lines, good + len(rejects))
+    return source, rejects
+
+
+def _rejects(
+    con: duckdb.DuckDBPyConnection, source: Source, file: Path, lines: LineCount | None
+) -> pa.Table | None:
+    if lines is None or source.reader != "duckdb":
+        return _NO_REJECTS
+    return csv_rejects(con, source, file, lines)
+
+
+_NO_REJECTS = pa.table(
+    {"__row": pa.array([], pa.int64()), "reason": pa.array([], pa.string()), "raw": pa.array([], pa.string())}
+)
 
 
 def _points(
@@ -506,22 +614,32 @@ def write_file(con: duckdb.DuckDBPyConnection, ds: Dataset, prepared: PreparedFi
     """Append one prepared file's events and quarantined rows; return its counts."""
     stage, file, placed = prepared.stage, str(prepared.file), prepared.placed
     con.register(stage + "_outside", prepared.outside)
+    con.register(stage + "_rejects_q", prepared.rejects)
+    shifts = _register_shift(con, stage, prepared.rejects)
     file_no = con.execute("SELECT coalesce(max(file_no), 0) + 1 FROM event_files").fetchall()[0][0]
     con.execute("INSERT INTO event_files VALUES (?, ?, ?, ?, ?)", [file_no, ds.id, ds.agency, ds.kind, file])
     # A row's own agency is kept only where it differs from the dataset's (events falls back).
     agency, params = "NULL", {**placed.params, "file_no": file_no}
     if ds.agency_column:
         agency, params["agency"] = "NULLIF(p.__agency, $agency)", ds.agency
+    ward, ward_join = "p.ward", ""
+    if ds.ward_column:  # the source's own ward where it names one; the point's otherwise
+        ward, ward_join = (
+            "coalesce(wk.ward_no, p.ward)",
+            f"LEFT JOIN {_WARD_KEYS} wk ON wk.key = p.__ward_key",
+        )
     columns = (
         f"$file_no, {agency}, p.__category, p.__ts, p.__lat, p.__lon, p.__weight, "
-        "p.__record_id, p.__h3, p.ward, p.__row"
+        f"p.__record_id, p.__h3, {ward}, p.__row"
     )
+    points = f"SELECT * FROM ({placed.inside}) UNION ALL BY NAME SELECT * FROM {stage}_fixed"
+    if ds.ward_column:
+        _register_ward_keys(con)
+    events_sql, shift_params = _file_rows(points, stage, shifts)
     loaded = con.execute(
         f"""INSERT INTO event_rows
-            SELECT {columns} FROM ({placed.inside}) p
-            UNION ALL
-            SELECT {columns} FROM {stage}_fixed p""",
-        params,
+            SELECT {columns} FROM ({events_sql}) p {ward_join}""",
+        {**params, **shift_params},
     ).fetchall()[0][0]
     raw = _raw_json_sql(prepared.source)
     blame, blame_params = _blame_sql(ds)
@@ -534,20 +652,25 @@ def write_file(con: duckdb.DuckDBPyConnection, ds: Dataset, prepared: PreparedFi
             f"SELECT s.rowid + 1 AS __row, s.*, o.reason "
             f"FROM {stage}_outside o JOIN {stage}_t s ON s.rowid = o.__row - 1"
         )
+    judged = f"""SELECT __row, reason, {blame} AS __blame, {raw} AS __raw FROM (
+                    SELECT *, __reason AS reason FROM {stage} WHERE __reason IS NOT NULL
+                    UNION ALL
+                    {outside}
+                ) s"""
+    judged_sql, judged_params = _file_rows(judged, stage, shifts)
     con.execute(
         f"""INSERT INTO quarantine
-            SELECT $dataset, $file, s.__row, reason, {blame}, {raw} FROM (
-                SELECT *, __reason AS reason FROM {stage} WHERE __reason IS NOT NULL
-                UNION ALL
-                {outside}
-            ) s""",
-        {**blame_params, "dataset": ds.id, "file": file},
+            SELECT $dataset, $file, __row, reason, __blame, __raw FROM ({judged_sql})
+            UNION ALL
+            SELECT $dataset, $file, __row, reason, NULL, raw FROM {stage}_rejects_q""",
+        {**blame_params, **judged_params, "dataset": ds.id, "file": file},
     )
     by_reason = dict(
         con.execute(
             f"""SELECT reason, count(*) FROM (
                     SELECT __reason AS reason FROM {stage} WHERE __reason IS NOT NULL
-                    UNION ALL SELECT reason FROM {stage}_outside)
+                    UNION ALL SELECT reason FROM {stage}_outside
+                    UNION ALL SELECT reason FROM {stage}_rejects_q)
                 GROUP BY reason ORDER BY count(*) DESC, reason""",
         ).fetchall()
     )
@@ -559,7 +682,63 @@ def write_file(con: duckdb.DuckDBPyConnection, ds: Dataset, prepared: PreparedFi
     unknown = con.execute(
         "SELECT count(*) FROM event_rows WHERE file_no = ? AND category = 'unknown'", [file_no]
     ).fetchall()[0][0]
-    return _file_report(prepared, sha256, loaded, by_reason, unknown)
+    report = _file_report(prepared, sha256, loaded, by_reason, unknown)
+    if ds.ward_column:
+        report["ward_column_unmatched"] = con.execute(
+            f"SELECT count(*) FROM ({points}) p {ward_join} WHERE wk.ward_no IS NULL", placed.params
+        ).fetchall()[0][0]
+    return report
+
+
+_WARD_KEYS = "__ward_keys"
+
+
+def _register_ward_keys(con: duckdb.DuckDBPyConnection) -> None:
+    """Every ward's code and name, lower case and trimmed, as the keys a source's own ward
+    column is matched on; a name two wards share names neither."""
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {_WARD_KEYS} AS
+            SELECT key, min(ward_no) AS ward_no FROM (
+                SELECT lower(trim(code)) AS key, ward_no FROM wards
+                UNION ALL SELECT lower(trim(name)), ward_no FROM wards)
+            GROUP BY key HAVING count(DISTINCT ward_no) = 1"""
+    )
+
+
+_SHIFTS_INLINE = 32  # up to this many skipped rows, the numbering is a CASE, not a join
+
+
+def _register_shift(con: duckdb.DuckDBPyConnection, stage: str, rejects: pa.Table) -> list[tuple[int, int]]:
+    """How far the rows read lie from their file row numbers, past the rows the reader skipped:
+    the k-th skipped row (file row r) moves every row read from position r - k + 1 on by k.
+    Returns (position, k) pairs, registered as a table when there are many."""
+    rows = np.sort(rejects.column("__row").to_numpy()) if len(rejects) else np.zeros(0, np.int64)
+    k = np.arange(1, len(rows) + 1, dtype=np.int64)
+    start = rows - k + 1
+    last = np.append(start[1:] != start[:-1], True) if len(rows) else np.zeros(0, bool)  # largest k
+    shifts = list(zip(start[last].tolist(), k[last].tolist(), strict=True))
+    if len(shifts) > _SHIFTS_INLINE:
+        con.register(stage + "_shift", pa.table({"g_from": start[last], "k": k[last]}))
+    return shifts
+
+
+def _file_rows(sql: str, stage: str, shifts: list[tuple[int, int]]) -> tuple[str, dict]:
+    """``sql`` with its ``__row`` (a row's position among the rows read) as the file's row, and
+    the parameters that adds. A few skipped rows (the usual case) make a CASE; many, an ASOF
+    join (which costs a sort of every row)."""
+    if not shifts:
+        return sql, {}
+    if len(shifts) > _SHIFTS_INLINE:
+        joined = f"""SELECT q.* REPLACE (q.__row + coalesce(sh.k, 0) AS __row)
+                     FROM ({sql}) q ASOF LEFT JOIN {stage}_shift sh ON q.__row >= sh.g_from"""
+        return joined, {}
+    params = {}
+    cases = []
+    for i, (start, k) in enumerate(reversed(shifts)):
+        params[f"shift_from_{i}"], params[f"shift_by_{i}"] = start, k
+        cases.append(f"WHEN q.__row >= $shift_from_{i} THEN $shift_by_{i}")
+    case = f"CASE {' '.join(cases)} ELSE 0 END"
+    return f"SELECT q.* REPLACE (q.__row + {case}::BIGINT AS __row) FROM ({sql}) q", params
 
 
 def _file_report(prepared: PreparedFile, sha256: str, loaded: int, by_reason: dict, unknown: int) -> dict:
@@ -609,6 +788,11 @@ def _raw_json_sql(source: Source) -> str:
     # json_object takes at most a few hundred arguments per call; merge chunks for wide files.
     chunks = [parts[i : i + 100] for i in range(0, len(parts), 100)]
     objects = [f"json_object({', '.join(chunk)})" for chunk in chunks]
+    if source.extra:  # the fields of a malformed row beyond the header's
+        objects.append(
+            "CASE WHEN s.__extra IS NULL THEN '{}'::JSON "
+            "ELSE json_object('_extra_fields', s.__extra::JSON) END"
+        )
     return objects[0] if len(objects) == 1 else f"json_merge_patch({', '.join(objects)})"
 
 
@@ -661,7 +845,7 @@ def _coords_sql(ds: Dataset, params: dict) -> tuple[str, str, str, str]:
 
 def _row_value_columns(ds: Dataset) -> list[str]:
     """The file's columns ``_row_values`` reads: the stage must keep them for every row."""
-    return [c for c in (ds.category, ds.agency_column, ds.record_id) if c]
+    return [c for c in (ds.category, ds.agency_column, ds.record_id, ds.ward_column) if c]
 
 
 def _row_values(ds: Dataset) -> tuple[str, dict]:
@@ -671,7 +855,11 @@ def _row_values(ds: Dataset) -> tuple[str, dict]:
     category = f"coalesce({_text(ds.category)}, 'unknown')"
     agency = f"coalesce({_text(ds.agency_column)}, $agency)" if ds.agency_column else "$agency"
     record_id = _text(ds.record_id) if ds.record_id else "NULL::VARCHAR"
-    sql = f"{category} AS __category, {agency} AS __agency, {record_id} AS __record_id"
+    ward_key = f"lower({_text(ds.ward_column)})" if ds.ward_column else "NULL::VARCHAR"
+    sql = (
+        f"{category} AS __category, {agency} AS __agency, {record_id} AS __record_id, "
+        f"{ward_key} AS __ward_key"
+    )
     return sql, {"agency": ds.agency}
 
 
@@ -717,7 +905,7 @@ def _stage(
     weight_txt = _text(ds.weight) if ds.weight else "NULL"
     params.update(latest=now + dt.timedelta(days=1), earliest=_EARLIEST)
     kept = [quote_ident(c) for c in source.columns] + (["__row"] if source.numbered else [])
-    kept += [*_STAGED, "__reason"]
+    kept += (["__extra"] if source.extra else []) + [*_STAGED, "__reason"]
     sql = f"""
         WITH parsed AS (
             SELECT s.*,
@@ -757,6 +945,7 @@ def _stage(
             sql = f"SELECT {', '.join(dropped + others)} FROM ({flagged})"
             params.update(flag_params)
     con.execute(f"DROP VIEW IF EXISTS {stage}")
+    clear_rejects(con, source)
     con.execute(f"CREATE OR REPLACE TEMP TABLE {stage}_t AS {sql}", params)
     # Only projections lie between the reader and the table, so its rowid is the file's order.
     row = "" if source.numbered else "rowid + 1 AS __row, "
@@ -803,18 +992,14 @@ def dry_run(
     try:
         source = open_source(con, ds, file, "dry_src")
         _check_columns(ds, file, source)
-        try:
-            _stage(con, ds, source, "dry", now)
-        except duckdb.Error:
-            if source.reader != "duckdb" or ds.format != "csv":
-                raise
-            source = tolerant_csv_source(con, ds, file, "dry_src")
-            _stage(con, ds, source, "dry", now)
+        source, rejects = _read_stage(con, ds, file, source, "dry", now, None)
         counts = dict(
             con.execute(
                 "SELECT coalesce(__reason, 'ok'), count(*) FROM dry GROUP BY 1 ORDER BY 2 DESC"
             ).fetchall()
         )
+        if len(rejects):
+            counts["malformed_row"] = counts.get("malformed_row", 0) + len(rejects)
         if not counts:
             raise SourceError(f"{file}: the file has a header but no data rows")
         values, params = _row_values(ds)

@@ -127,3 +127,120 @@ class Placer:
             f"SELECT __lat, __lon, __h3 FROM ({joined}) WHERE __h3 IS NOT NULL", {**params, **join_params}
         ).fetchall()
         return all(h3.str_to_int(h3.latlng_to_cell(a, b, 15)) == c for a, b, c in sample)
+
+
+# --------------------------------------------------------------------------------------------
+# How precise a dataset's locations are
+
+_GRID_SPACINGS_M = (100.0, 200.0, 250.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0)
+_ON_GRID_SHARE = 0.9  # of distinct points within tolerance of one offset, on both axes
+_GRID_TOLERANCE = 0.02  # of the spacing: room for the rounding of a reprojection
+_MIN_POINTS = 20  # fewer distinct points say nothing about a grid
+_FEW_POINTS_SHARE = 0.05  # distinct points under this share of the rows (and ...)
+_FEW_POINTS_ROWS = 1000  # ... at least this many rows) read as coarse even off any grid
+_POINTS_SAMPLE = 20_000  # distinct points drawn to look for a grid or measure a spacing
+
+
+def location_precision(con: duckdb.DuckDBPyConnection, dataset_id: str, crs: str | None = None) -> dict:
+    """Whether a loaded dataset's points are coarse: few distinct points for many rows, or
+    points on a regular grid (the centres of 1 km squares, say). Figures finer than such a grid
+    follow the grid, not the records, and a map or a ward table should say so.
+
+    The grid is sought in British National Grid metres inside Great Britain, in the dataset's
+    own ``crs`` if it has one, and in the local UTM zone."""
+    rows_sql = """SELECT lat, lon FROM event_rows
+                  WHERE file_no IN (SELECT file_no FROM event_files WHERE dataset = $id)"""
+    rows, distinct = con.execute(
+        f"SELECT count(*), count(DISTINCT (lat, lon)) FROM ({rows_sql})", {"id": dataset_id}
+    ).fetchall()[0]
+    # A sample of the distinct points shows a grid or a spacing as well as all of them would.
+    found = con.execute(
+        f"""SELECT lat, lon FROM (SELECT DISTINCT lat, lon FROM ({rows_sql}))
+            USING SAMPLE reservoir({_POINTS_SAMPLE} ROWS) REPEATABLE (7)""",
+        {"id": dataset_id},
+    ).fetchnumpy()
+    lat, lon = np.asarray(found["lat"], np.float64), np.asarray(found["lon"], np.float64)
+    grid = _grid_spacing(lat, lon, crs)
+    few = rows >= _FEW_POINTS_ROWS and distinct < _FEW_POINTS_SHARE * rows
+    spacing = grid if grid is not None else (_typical_spacing(lat, lon) if few else None)
+    finest = _finest_res(spacing) if spacing else None
+    coarse = grid is not None or few
+    return {
+        "coarse": bool(coarse),
+        "rows": rows,
+        "distinct_points": distinct,
+        "grid_m": grid,
+        "finest_res": finest,
+        "note": _precision_note(coarse, rows, distinct, grid, finest),
+    }
+
+
+def _grid_spacing(lat: np.ndarray, lon: np.ndarray, crs: str | None) -> float | None:
+    """The largest spacing (metres) of a regular grid that nearly all points sit on, if any."""
+    if len(lat) < _MIN_POINTS:
+        return None
+    for xs, ys in _projections(lat, lon, crs):
+        for spacing in sorted(_GRID_SPACINGS_M, reverse=True):
+            if _on_grid(xs, spacing) and _on_grid(ys, spacing):
+                return spacing
+    return None
+
+
+def _projections(lat: np.ndarray, lon: np.ndarray, crs: str | None):
+    from pyproj import Transformer
+
+    lat0, lon0 = float(np.median(lat)), float(np.median(lon))
+    targets = [crs] if crs else []
+    if 49.0 <= lat0 <= 61.0 and -9.0 <= lon0 <= 2.0:
+        targets.append("EPSG:27700")
+    zone = int((lon0 + 180) // 6) + 1
+    targets.append(f"EPSG:{32600 + zone if lat0 >= 0 else 32700 + zone}")
+    for target in dict.fromkeys(targets):
+        x, y = Transformer.from_crs("EPSG:4326", target, always_xy=True).transform(lon, lat)
+        yield np.asarray(x), np.asarray(y)
+
+
+def _on_grid(values: np.ndarray, spacing: float) -> bool:
+    """Whether nearly all values lie at one offset from multiples of ``spacing``."""
+    phase = np.mod(values, spacing)
+    tolerance = _GRID_TOLERANCE * spacing
+    bins = np.round(phase / tolerance).astype(np.int64) % round(1 / _GRID_TOLERANCE)
+    offset = np.bincount(bins).argmax() * tolerance
+    distance = np.abs((phase - offset + spacing / 2) % spacing - spacing / 2)
+    return bool(np.mean(distance <= tolerance) >= _ON_GRID_SHARE)
+
+
+def _typical_spacing(lat: np.ndarray, lon: np.ndarray) -> float:
+    """The median distance (metres) from a distinct point to its nearest neighbour."""
+    from scipy.spatial import cKDTree
+
+    if len(lat) < 2:
+        return 0.0
+    k = np.cos(np.radians(np.median(lat)))
+    xy = np.column_stack([lon * k, lat]) * 111_320.0
+    distance, _ = cKDTree(xy).query(xy, k=2)
+    return float(np.median(distance[:, 1]))
+
+
+def _finest_res(spacing_m: float) -> int | None:
+    """The finest H3 resolution (5 to 11) whose cells are no smaller than the squares that
+    ``spacing_m`` leaves between points; None where even resolution 11 is coarser."""
+    square_km2 = (spacing_m / 1000.0) ** 2
+    supported = [r for r in range(5, 12) if h3.average_hexagon_area(r, unit="km^2") >= square_km2]
+    if not supported or supported[-1] == 11:
+        return None if supported else 5
+    return supported[-1]
+
+
+def _precision_note(coarse: bool, rows: int, distinct: int, grid: float | None, finest: int | None) -> str:
+    counts = f"{distinct:,} distinct points for {rows:,} records"
+    if not coarse:
+        return f"Locations are precise ({counts})."
+    finer = f"figures finer than H3 resolution {finest} or by ward" if finest else "figures by ward"
+    if grid is not None:
+        size = f"{grid / 1000:g} km" if grid >= 1000 else f"{grid:g} m"
+        return (
+            f"Locations are the centres of {size} grid squares ({counts}): "
+            f"{finer} follow the grid, not the records."
+        )
+    return f"Locations are snapped to few points ({counts}): {finer} follow those points, not the records."

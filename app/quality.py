@@ -33,7 +33,8 @@ def load_report(con: duckdb.DuckDBPyConnection) -> list[dict]:
 
 
 def report_table(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """One row per dataset: rows read, loaded, quarantined, share quarantined, period."""
+    """One row per dataset: rows read, loaded, quarantined, share quarantined, period, how
+    precise its locations are, and warnings (a reload that lost most of its rows)."""
     frame = pd.DataFrame(
         [
             {
@@ -49,6 +50,8 @@ def report_table(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
                 "empty category": r.get("category_unknown", 0),
                 "from": (r.get("time_min") or "")[:10],
                 "to": (r.get("time_max") or "")[:10],
+                "locations": (r.get("location_precision") or {}).get("note", ""),
+                "warnings": "; ".join(r.get("warnings", [])),
             }
             for r in load_report(con)
         ]
@@ -142,3 +145,33 @@ def _grow_box(ward: shapely.Geometry, centre: tuple[float, float], width: float,
 def study_area(con: duckdb.DuckDBPyConnection) -> dict:
     row = con.execute("SELECT value FROM meta WHERE key = 'study_area'").fetchall()[0]
     return json.loads(row[0]) if row else {}
+
+
+def dataset_agencies(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
+    """The agencies each dataset's records name, most records first. A file that holds several
+    agencies (``agency_column``) has one catalogue agency, but its rows say whose they are."""
+    rows = con.execute(
+        """
+        SELECT f.dataset, coalesce(r.agency, f.agency) AS agency, count(*) AS n
+        FROM event_rows r JOIN event_files f USING (file_no)
+        GROUP BY ALL ORDER BY f.dataset, n DESC, agency
+        """
+    ).fetchall()
+    found: dict[str, list[str]] = {}
+    for dataset, agency, _ in rows:
+        found.setdefault(dataset, []).append(agency)
+    return found
+
+
+def skipped_uploads() -> list[str]:
+    """Datasets added through the dashboard that the next load will skip (their file deleted,
+    the uploads list edited into invalid TOML), each naming the list and the entry; nothing
+    when the catalogue itself cannot be read (the load says why)."""
+    from app.catalog import CatalogError, load_catalog
+    from app.db import catalog_path, warehouse_path
+    from app.ingest import uploads_path
+
+    try:
+        return list(load_catalog(catalog_path(), uploads_path(warehouse_path())).skipped)
+    except (CatalogError, OSError):
+        return []

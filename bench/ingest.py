@@ -8,6 +8,7 @@ fresh process so that its peak memory is its own.
 
     python bench/ingest.py                 # 1M and 5M events
     python bench/ingest.py --events 200000
+    python bench/ingest.py --malformed --events 3000000   # peak memory: clean file vs one bad row
 
 The last line printed is one JSON object with the figures of the largest size.
 """
@@ -85,6 +86,42 @@ def run_load(folder: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def add_malformed_row(folder: Path) -> int:
+    """Append one field to a row in the middle of the file (a row the reader must skip and
+    quarantine); returns its data row number."""
+    path = folder / "events.csv"
+    lines = path.read_bytes().split(b"\n")
+    middle = len(lines) // 2
+    lines[middle] += b",stray"
+    path.write_bytes(b"\n".join(lines))
+    (folder / "w.duckdb").unlink(missing_ok=True)
+    return middle  # line ``middle`` + 1 of the file; the header is line 1
+
+
+def bench_malformed(events: int) -> dict:
+    """Peak memory and time of a load of the clean file and of the same file with one malformed
+    row: the malformed row must not send the file to a slower, hungrier reader."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = write_input(Path(tmp), events)
+        clean = run_load(folder)
+        row = add_malformed_row(folder)
+        broken = run_load(folder)
+    report = broken["report"]
+    assert report["rows_read"] == events == report["rows_loaded"] + report["rows_quarantined"]
+    assert report["quarantined_by_reason"].get("malformed_row") == 1, report["quarantined_by_reason"]
+    return {
+        "bench": "ingest_malformed",
+        "events": events,
+        "malformed_row": row,
+        "reader": report["files"][0]["reader"],
+        "clean_peak_rss_mb": round(clean["rss_kb"] / 1024),
+        "malformed_peak_rss_mb": round(broken["rss_kb"] / 1024),
+        "peak_rss_ratio": round(broken["rss_kb"] / clean["rss_kb"], 2),
+        "clean_seconds": round(clean["seconds"], 3),
+        "malformed_seconds": round(broken["seconds"], 3),
+    }
+
+
 def run_naive(folder: Path, rows: int) -> float:
     """Seconds for the naive pipeline on the first ``rows`` rows of the same file."""
     import geopandas as gpd
@@ -133,9 +170,12 @@ def bench(events: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, action="append", help="size(s) to run")
+    parser.add_argument(
+        "--malformed", action="store_true", help="compare peak memory: clean file vs one malformed row"
+    )
     args = parser.parse_args()
     sizes = sorted(args.events or [1_000_000, 5_000_000])
-    results = [bench(n) for n in sizes]
+    results = [bench_malformed(n) if args.malformed else bench(n) for n in sizes]
     for r in results[:-1]:
         print(json.dumps(r))
     _ = resource  # imported for the child's use; kept for readers of this file

@@ -49,6 +49,17 @@ def banes(tmp_path_factory):
     return load(CATALOGS / "bath-banes.toml", tmp_path_factory.mktemp("banes") / "w.duckdb")
 
 
+@pytest.fixture(scope="module")
+def banes_points(tmp_path_factory):
+    """Bath placed by its points alone (no ``ward_column``): the fire service's 1 km grid then
+    leaves Abbey, the city centre, with no fire incident."""
+    folder = tmp_path_factory.mktemp("banes_points")
+    text = (CATALOGS / "bath-banes.toml").read_text().replace("../../../shared", str(REALDATA.parent))
+    text = "\n".join(line for line in text.splitlines() if not line.startswith("ward_column"))
+    (folder / "bath-banes.toml").write_text(text)
+    return load(folder / "bath-banes.toml", folder / "w.duckdb")
+
+
 def test_banes_reconciles_and_matches_independent_counts(banes):
     _reconciles(banes)
     ds = _by_id(banes)
@@ -126,7 +137,7 @@ def test_banes_warns_that_its_datasets_cover_different_years(banes):
     assert two and "they all cover 2009-04-01 to 2013-12-31" in two
 
 
-def test_banes_ward_trend_shows_a_dataset_with_no_record_there_as_zeros(banes):
+def test_banes_ward_trend_shows_a_dataset_with_no_record_there_as_zeros(banes_points):
     """Abbey, Bath's centre, has no fire incident in the file: the fire service's line reads zero
     over the years the file covers, not missing as if there were no fire data."""
     from app.aggregate import time_series
@@ -134,7 +145,7 @@ def test_banes_ward_trend_shows_a_dataset_with_no_record_there_as_zeros(banes):
     from app.trends import agency_trend
     from app.warehouse import connect
 
-    with connect(banes["db"], read_only=True) as con:
+    with connect(banes_points["db"], read_only=True) as con:
         abbey = con.execute("SELECT code FROM wards WHERE name = 'Abbey'").fetchall()[0][0]
         in_abbey = con.execute(
             "SELECT count(*) FROM events WHERE dataset = 'fire_incidents' AND ward_code = ?", [abbey]
@@ -155,7 +166,7 @@ def test_banes_ward_trend_shows_a_dataset_with_no_record_there_as_zeros(banes):
     for dataset, rows in city.groupby("dataset"):
         months = pd.date_range(rows["covered_from"].min(), rows["covered_to"].max(), freq="MS")
         assert sorted(pd.to_datetime(rows["period"])) == list(months), dataset
-    assert int(city["count"].sum()) == sum(d["rows_loaded"] for d in banes["datasets"])
+    assert int(city["count"].sum()) == sum(d["rows_loaded"] for d in banes_points["datasets"])
 
 
 def test_london_stop_and_search(tmp_path):
