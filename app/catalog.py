@@ -10,10 +10,14 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import logging
+import os
 import re
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 KINDS = ("demand", "intervention")
 SHARING = ("open", "partners", "restricted")
@@ -75,6 +79,7 @@ DATASET_KEYS = {
     "layer",
     "thousands",
     "null_values",
+    "ward_column",
 }
 REQUIRED_DATASET_KEYS = ("id", "title", "agency", "kind", "path", "time", "category", "sharing")
 
@@ -135,6 +140,7 @@ class Dataset:
     layer: str | None = None
     thousands: str | None = None
     null_values: tuple[str, ...] = ()
+    ward_column: str | None = None  # the source's own ward (code or name), used instead of the point's
 
     @property
     def location_mode(self) -> str:
@@ -150,11 +156,13 @@ class Dataset:
     def source_columns(self) -> dict[str, str]:
         """The catalogue keys that name columns of the file, with the column each names."""
         keys = ("lat", "lon", "x", "y", "point", "time", "time_of_day", "category", "weight")
-        cols = {k: getattr(self, k) for k in (*keys, "record_id", "agency_column")}
+        cols = {k: getattr(self, k) for k in (*keys, "record_id", "agency_column", "ward_column")}
         return {k: v for k, v in cols.items() if v}
 
     def entry_hash(self) -> str:
-        """A digest of how the dataset is read: a change to any key forces a reload."""
+        """A digest of how the dataset is read: a change to any key forces a reload. Files are
+        absolute (see ``_resolve``), so the digest does not depend on how the catalogue's own
+        path was spelled."""
         entry = asdict(self)
         entry["files"] = [str(f) for f in self.files]
         return hashlib.sha256(json.dumps(entry, sort_keys=True).encode()).hexdigest()
@@ -165,6 +173,7 @@ class Catalog:
     path: Path
     study_area: StudyArea
     datasets: tuple[Dataset, ...] = field(default_factory=tuple)
+    skipped: tuple[str, ...] = ()  # datasets added through the dashboard that could not be used
 
     def dataset(self, dataset_id: str) -> Dataset:
         for d in self.datasets:
@@ -182,8 +191,10 @@ def infer_format(path: str) -> str | None:
 
 
 def _resolve(base: Path, value: str) -> Path:
+    """An absolute, normalised path: the same file reads the same whichever way the catalogue
+    was named (``data/catalog.toml`` or its absolute path), so its identity does not change."""
     p = Path(value).expanduser()
-    return p if p.is_absolute() else (base / p)
+    return Path(os.path.abspath(p if p.is_absolute() else base / p))
 
 
 def _as_str(value: object) -> str | None:
@@ -192,20 +203,46 @@ def _as_str(value: object) -> str | None:
 
 def load_catalog(path: str | Path, uploads: str | Path | None = None) -> Catalog:
     """Read and validate a catalogue, plus the datasets added through the dashboard (a file of
-    [[datasets]] entries, paths relative to it); raise CatalogError listing every problem."""
+    [[datasets]] entries, paths relative to it); raise CatalogError listing every problem of
+    the catalogue. An added dataset that cannot be used is skipped, never fatal: it is logged
+    and listed in ``Catalog.skipped``, naming the uploads list and the entry."""
     path = Path(path)
-    raw = _read_toml(path)
-    if uploads is not None and Path(uploads).exists():
-        extra = _read_toml(Path(uploads))
-        unknown = set(extra) - {"datasets"}
-        if unknown:
-            raise CatalogError([f"{uploads}: only [[datasets]] entries belong here, not {sorted(unknown)}"])
-        base = Path(uploads).parent
-        for entry in extra.get("datasets", []):
-            if isinstance(entry, dict) and isinstance(entry.get("path"), str):
-                entry["path"] = str(_resolve(base, entry["path"]))
-        raw.setdefault("datasets", []).extend(extra.get("datasets", []))
-    return parse_catalog(raw, path)
+    catalog = parse_catalog(_read_toml(path), path)
+    if uploads is None or not Path(uploads).exists():
+        return catalog
+    added, skipped = _parse_uploads(Path(uploads), catalog)
+    for line in skipped:
+        log.warning("skipped: %s", line)
+    return replace(catalog, datasets=catalog.datasets + added, skipped=tuple(skipped))
+
+
+def _parse_uploads(uploads: Path, catalog: Catalog) -> tuple[tuple[Dataset, ...], list[str]]:
+    """The usable entries of the uploads list, and one line for each entry that is not."""
+    try:
+        raw = _read_toml(uploads)
+    except CatalogError as exc:
+        return (), [
+            f"{problem}; no dataset added through the dashboard was loaded" for problem in exc.problems
+        ]
+    skipped = [
+        f"{uploads}: only [[datasets]] entries belong here, not '{key}'" for key in raw if key != "datasets"
+    ]
+    entries = raw.get("datasets", [])
+    if not isinstance(entries, list):
+        return (), [*skipped, f"{uploads}: 'datasets' must be an array of tables ([[datasets]])"]
+    added: list[Dataset] = []
+    seen = {d.id for d in catalog.datasets}
+    for i, entry in enumerate(entries):
+        problems: list[str] = []
+        ds = _parse_dataset(entry, i, uploads, uploads.parent, problems)
+        if ds is not None and ds.id in seen:
+            problems.append(f"{uploads}: dataset '{ds.id}': key 'id': already used by another dataset")
+        if problems:
+            skipped.extend(problems)
+            continue
+        seen.add(ds.id)
+        added.append(ds)
+    return tuple(added), skipped
 
 
 def _read_toml(path: Path) -> dict:
@@ -218,16 +255,39 @@ def _read_toml(path: Path) -> dict:
 
 
 def entry_toml(entry: dict) -> str:
-    """One [[datasets]] table as TOML text (strings and lists of strings only)."""
+    """One [[datasets]] table as TOML text (strings and lists of strings only), valid for any
+    text: an emoji, quotes, backslashes or new lines in a title must never break the list."""
     lines = ["[[datasets]]"]
     for key, value in entry.items():
         if value is None or value == "" or value == []:
             continue
         if isinstance(value, list):
-            lines.append(f"{key} = [{', '.join(json.dumps(str(v)) for v in value)}]")
+            lines.append(f"{_toml_key(key)} = [{', '.join(toml_string(str(v)) for v in value)}]")
         else:
-            lines.append(f"{key} = {json.dumps(str(value))}")
+            lines.append(f"{_toml_key(key)} = {toml_string(str(value))}")
     return "\n".join(lines) + "\n"
+
+
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+_TOML_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+
+
+def toml_string(text: str) -> str:
+    """A TOML basic string: characters outside ASCII are written as they are (TOML files are
+    UTF-8), only quotes, backslashes and control characters are escaped."""
+    out = []
+    for ch in text:
+        if ch in _TOML_ESCAPES:
+            out.append(_TOML_ESCAPES[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04X}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def _toml_key(key: str) -> str:
+    return key if _BARE_KEY.match(key) else toml_string(key)
 
 
 def parse_catalog(raw: dict, path: Path) -> Catalog:
@@ -400,4 +460,5 @@ def _parse_dataset(entry: object, index: int, path: Path, base: Path, problems: 
         layer=entry.get("layer"),
         thousands=entry.get("thousands"),
         null_values=tuple(null_values),
+        ward_column=entry.get("ward_column"),
     )

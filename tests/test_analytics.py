@@ -11,7 +11,7 @@ import h3
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app import profile
@@ -198,6 +198,7 @@ def test_category_counts_add_up_and_name_their_datasets(full_con):
     assert in_ward["count"].sum() == expected > 0
 
 
+@settings(deadline=None)
 @given(
     st.lists(st.tuples(st.integers(0, 6), st.integers(0, 2**64 - 1)), max_size=60),
 )
@@ -304,6 +305,7 @@ def test_agency_trend_draws_no_line_across_years_without_data():
     assert set(trend["line"]) == {"Police: collisions", "Police: street"}
 
 
+@settings(deadline=None)
 @given(
     st.lists(
         st.tuples(st.integers(0, 11), st.sampled_from("abcd"), st.one_of(st.none(), st.integers(0, 40))),

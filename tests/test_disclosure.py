@@ -31,6 +31,7 @@ def test_protected_counts_are_suppressed_or_rounded(counts, seed):
     np.testing.assert_array_equal(values, again)  # the same records, the same figure
 
 
+@settings(deadline=None)
 @given(counts=counts_st)
 def test_open_counts_are_untouched(counts):
     values, suppressed = RULE.release(np.array(counts, float), False)

@@ -86,6 +86,8 @@ st.caption(
     "Upload a CSV, Parquet or GeoJSON file, map its columns, check them, and load it through the "
     "same engine as `python -m app load`. Nothing already loaded is touched if it fails."
 )
+for line in quality.skipped_uploads():
+    st.warning(f"Not loaded: {ui.plain(line)}")
 upload = st.file_uploader("File", type=["csv", "parquet", "geojson", "json"], key="up_file")
 if upload is not None:
     from app import uploads
@@ -143,8 +145,11 @@ if upload is not None:
         st.success("The mapping reads: " + ", ".join(f"{k}: {v:,}" for k, v in counts.items()))
         st.dataframe(preview, hide_index=True, width="stretch")
         if loaded:
-            with st.spinner("Loading"):
-                result = uploads.add(catalog_path(), warehouse_path(), entry)
+            try:
+                with st.spinner("Loading"):
+                    result = uploads.add(catalog_path(), warehouse_path(), entry)
+            except (CatalogError, SourceError, ValueError) as exc:
+                result = {"status": "failed", "error": str(exc)}
             if result.get("status") == "loaded":
                 loaded_rows, quarantined = result["rows_loaded"], result["rows_quarantined"]
                 st.success(f"Loaded {loaded_rows:,} rows; quarantined {quarantined:,}.")
