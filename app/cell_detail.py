@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import ui, views
+from app import overlap, ui, views
 from app.disclosure import DEFAULT_RULE
 from app.filters import Filter
 
@@ -20,9 +20,23 @@ def cell_detail(version, f: Filter, cell: str, res: int, k: int) -> None:
         c2.metric("Gi* bin", int(row["bin"]), help=f"z = {row['z']:.2f}, FDR p = {row['p_fdr']:.3f}")
     if cell in trend.index:
         c3.metric("Trend", trend.loc[cell, "pattern"].capitalize())
+    st.caption(ui.plain(meeting(views.classes(version, f, res, k), cell)))
     ui.trend_chart(views.trend(version, f, "month", cell=cell), key=f"cell-series-{cell}")
     cats = views.categories(version, f, cell=cell)
     cats["records"] = [
         DEFAULT_RULE.label(v, s) for v, s in zip(cats["count"], cats["suppressed"], strict=True)
     ]
     st.dataframe(cats[["agency", "kind", "dataset", "category", "records"]], hide_index=True, width="stretch")
+
+
+def meeting(classes, cell: str) -> str:
+    """Whose demand is hot in the cell (each agency a file names per row counts as itself),
+    whose interventions are concentrated there, and against which interventions that was judged."""
+    row = classes.set_index("h3_cell").loc[cell] if cell in set(classes["h3_cell"]) else None
+    considered = overlap.interventions_considered(classes)
+    if row is None:
+        return considered
+    hot = row["hot_demand_agencies"] or "no agency"
+    served = row["intervention_agencies"] or "none"
+    status = "" if row["class"] == "none" else f" Status: {row['class']}."
+    return f"Hot demand of: {hot}. Interventions concentrated: {served}.{status} {considered}".strip()

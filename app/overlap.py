@@ -12,6 +12,11 @@ one class, in this order:
 - unserved hotspot: demand is hot and no intervention is concentrated there;
 - intervention outside need: interventions are concentrated where demand is not hot;
 - none.
+
+With no intervention dataset selected (or none loaded) nothing can be served, so a demand
+hotspot is "no intervention data selected", never "unserved": the absence of data is not the
+absence of a service. Every row names the interventions considered
+(``interventions_considered``), so a reader knows what "served" was judged against.
 """
 
 from __future__ import annotations
@@ -29,12 +34,16 @@ from app.stats import gi_star
 DEMAND_HOT = 2  # Gi* bin for a demand hotspot (95 %)
 INTERVENTION_HOT = 1  # Gi* bin for a concentration of interventions (90 %)
 CLASSES = ["multi-agency intervention", "served hotspot", "unserved hotspot", "intervention outside need"]
+NO_INTERVENTIONS = "no intervention data selected"
 
 
 def cell_classes(
     con: duckdb.DuckDBPyConnection, f: Filter, res: int, k: int = 1, rule: Rule = DEFAULT_RULE
 ) -> pd.DataFrame:
-    """Per cell: hot demand agencies, concentrated intervention agencies, and the class."""
+    """Per cell: hot demand agencies, concentrated intervention agencies, and the class.
+
+    Each (dataset, agency) group of ``per_dataset_hotspots`` counts under its own agency, so a
+    file that names an agency per row (New York's 311) is read as the agencies it holds."""
     f = validate(con, f)
     cells, per_dataset = per_dataset_hotspots(con, f, res, k, rule)
     from app.grid import cell_frame, kring_weights
@@ -48,7 +57,7 @@ def cell_classes(
 
     by_agency: dict[str, np.ndarray] = {}
     for d in interventions:
-        agency = d["agency"].iloc[0]
+        agency = str(d["agency"].iloc[0])
         by_agency[agency] = by_agency.get(agency, np.zeros(len(cells))) + d["stat_value"].to_numpy()
     concentrated = {a: gi_star(v, weights).bin >= INTERVENTION_HOT for a, v in by_agency.items()}
     n_concentrated = sum((v.astype(int) for v in concentrated.values()), np.zeros(len(cells), int))
@@ -56,24 +65,52 @@ def cell_classes(
         ", ".join(sorted(a for a, hot in concentrated.items() if hot[i])) for i in range(len(cells))
     ]
     served = n_concentrated > 0
+    unserved = NO_INTERVENTIONS if not interventions else "unserved hotspot"
     cls = np.select(
         [n_concentrated >= 2, demand_hot & served, demand_hot & ~served, served & ~demand_hot],
-        CLASSES,
+        [*CLASSES[:2], unserved, CLASSES[3]],
         "none",
     )
     return cell_frame(cells, res).assign(
         demand_hot=demand_hot,
         hot_demand_agencies=hot_demand_agencies,
         intervention_agencies=intervention_agencies,
+        interventions_considered=considered_sentence(con, interventions),
         **{"class": cls},
     )
 
 
+def considered_sentence(con: duckdb.DuckDBPyConnection, interventions: list[pd.DataFrame]) -> str:
+    """Which intervention data "served" was judged against, in words: "Interventions
+    considered: Police patrols (Fairhaven Police), Outreach visits (Fairhaven City Council)"."""
+    if not interventions:
+        return (
+            "No intervention data selected: a demand hotspot cannot be called served or unserved. "
+            "Add an intervention dataset to the filter to compare."
+        )
+    titles = dict(con.execute("SELECT id, title FROM datasets").fetchall())
+    named = sorted(
+        {
+            f"{titles.get(d['dataset'].iloc[0]) or d['dataset'].iloc[0]} ({d['agency'].iloc[0]})"
+            for d in interventions
+        }
+    )
+    return "Interventions considered: " + ", ".join(named) + "."
+
+
+def interventions_considered(classes: pd.DataFrame) -> str:
+    """The sentence ``cell_classes`` gives every row, or "" for a frame without it."""
+    if "interventions_considered" not in classes or not len(classes):
+        return ""
+    return str(classes["interventions_considered"].iloc[0])
+
+
 def _agencies_where(frames: list[pd.DataFrame], test, n: int) -> list[str]:
     sets: list[set[str]] = [set() for _ in range(n)]
-    for d in frames:
+    for d in frames:  # one frame per (dataset, agency) group: its agency as it comes
+        agency = str(d["agency"].iloc[0])
         for i in np.flatnonzero(test(d)):
-            sets[i].add(d["agency"].iloc[0])
+            sets[i].add(agency)
     return [", ".join(sorted(s)) for s in sets]
 
 
@@ -145,3 +182,70 @@ def ward_agencies(
             "unserved_hot_cells": [unserved.get(i, 0) for i in range(len(wards))],
         }
     )
+
+
+def cell_wards(con: duckdb.DuckDBPyConnection, lat, lng) -> pd.DataFrame:
+    """The ward (code and name) whose polygon holds each point; empty strings outside every
+    ward. A cell's ward is the one holding its centre, as ``ward_agencies`` counts it."""
+    import shapely
+
+    wards = con.execute("SELECT code, name, geom_wkb FROM wards ORDER BY code").df()
+    tree = shapely.STRtree([shapely.from_wkb(bytes(b)) for b in wards["geom_wkb"]])
+    points = shapely.points(np.asarray(lng, dtype=float), np.asarray(lat, dtype=float))
+    point_idx, ward_idx = tree.query(points, predicate="within")
+    codes, names = np.full(len(points), "", dtype=object), np.full(len(points), "", dtype=object)
+    codes[point_idx] = wards["code"].to_numpy()[ward_idx]
+    names[point_idx] = wards["name"].to_numpy()[ward_idx]
+    return pd.DataFrame({"ward_code": codes, "ward_name": names})
+
+
+EXPORT_COLUMNS = [
+    "h3_cell",
+    "ward_code",
+    "ward_name",
+    "cell_lat",
+    "cell_lng",
+    "records",
+    "records_suppressed",
+    "z",
+    "p_fdr",
+    "gi_bin",
+    "pattern",
+    "hot_demand_agencies",
+    "intervention_agencies",
+    "intervention_status",
+    "interventions_considered",
+]
+
+
+def hotspot_export(
+    con: duckdb.DuckDBPyConnection, table: pd.DataFrame, spots: pd.DataFrame, classes: pd.DataFrame
+) -> pd.DataFrame:
+    """The ranked hotspots (``hotspots.ranked_hotspots``) as a file for other tools: numbers as
+    numbers (a suppressed count is empty, with ``records_suppressed`` true, never "<5" in a
+    column of numbers), snake_case headers, and each place's ward and centre."""
+    places = table[["h3_cell"]].merge(
+        spots[["h3_cell", "cell_lat", "cell_lng", "count", "suppressed"]], on="h3_cell", how="left"
+    )
+    wards = cell_wards(con, places["cell_lat"], places["cell_lng"])
+    suppressed = places["suppressed"].fillna(False).astype(bool).to_numpy()
+    out = pd.DataFrame(
+        {
+            "h3_cell": table["h3_cell"].to_numpy(),
+            "ward_code": wards["ward_code"].to_numpy(),
+            "ward_name": wards["ward_name"].to_numpy(),
+            "cell_lat": places["cell_lat"].round(6).to_numpy(),
+            "cell_lng": places["cell_lng"].round(6).to_numpy(),
+            "records": pd.array(np.where(suppressed, np.nan, places["count"]), dtype="Int64"),
+            "records_suppressed": suppressed,
+            "z": table["z"].round(3).to_numpy(),
+            "p_fdr": table["p_fdr"].to_numpy(),
+            "gi_bin": table["bin"].astype(int).to_numpy(),
+            "pattern": table["pattern"].fillna("").to_numpy(),
+            "hot_demand_agencies": table["hot_demand_agencies"].fillna("").to_numpy(),
+            "intervention_agencies": table["intervention_agencies"].fillna("").to_numpy(),
+            "intervention_status": table["intervention status"].fillna("").to_numpy(),
+            "interventions_considered": interventions_considered(classes),
+        }
+    )
+    return out[EXPORT_COLUMNS]

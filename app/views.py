@@ -99,3 +99,42 @@ def categories(stamp, f: Filter, ward: str | None = None, cell: str | None = Non
 def coverage_note(stamp, f: Filter) -> str | None:
     """A warning when the selected datasets cover different parts of the period."""
     return trends.coverage_note(warehouse(), f)
+
+
+@st.cache_data(ttl=600, max_entries=64, show_spinner=False)
+def selected_datasets(stamp, f: Filter) -> pd.DataFrame:
+    """The catalogue rows the filter selects (id, agency, kind, sharing, first and last time)."""
+    from app.filters import datasets_in, validate
+
+    con = warehouse()
+    return datasets_in(con, validate(con, f))
+
+
+def coarse_locations(reports: list[dict], ids) -> list[dict]:
+    """The load reports (``quality.load_report``) of the datasets ``ids`` whose locations are
+    coarse (snapped to a grid, or to a few points): their ``location_precision`` says how coarse.
+    A warehouse loaded before that key existed has none, so nothing is said of it."""
+    wanted = set(ids)
+    return [r for r in reports if r.get("id") in wanted and (r.get("location_precision") or {}).get("coarse")]
+
+
+def precision_warnings(reports: list[dict], ids, res: int) -> list[str]:
+    """A warning for each selected dataset drawn finer than its locations support: at a finer
+    resolution its hexes show the grid its points were snapped to, not where things happened."""
+    out = []
+    for r in coarse_locations(reports, ids):
+        finest = r["location_precision"].get("finest_res")
+        if finest is not None and res > int(finest):
+            grid = r["location_precision"].get("grid_m")
+            apart = f" (its points lie about {float(grid):,.0f} m apart)" if grid else ""
+            out.append(
+                f"{r.get('title') or r['id']} is drawn at resolution {res}, but its locations support "
+                f"resolution {int(finest)} at the finest{apart}: its hexes here show where its "
+                "locations were rounded to, not where things happened."
+            )
+    return out
+
+
+def selected_ids(stamp, f: Filter) -> list[str]:
+    """The ids of the datasets the filter selects."""
+    return [str(i) for i in selected_datasets(stamp, f)["id"]]

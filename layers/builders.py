@@ -1,6 +1,9 @@
-"""The map's layers. Palettes are colour-blind safe: viridis for amounts, a red-blue diverging
-scheme for hot and cold, Okabe-Ito for categories. Every tooltip shows released figures only
-(a suppressed count reads "<5")."""
+"""The map's layers. Palettes are colour-blind safe and no two layers that can be drawn together
+share a colour for different meanings (tests/test_layers.py checks every pair): viridis for
+amounts per cell, purples for amounts per ward, purple-orange for the change on the previous
+period, red-blue for Gi* hot and cold spots, yellow-brown and green-blue for the emerging
+patterns, and a categorical set for where demand and interventions meet. Every tooltip shows
+released figures only (a suppressed count reads "<5")."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import pydeck as pdk
 from layers import Built, LegendItem, register
 
 VIRIDIS = [(68, 1, 84), (65, 68, 135), (42, 120, 142), (34, 168, 132), (122, 209, 81), (253, 231, 37)]
+PURPLES = [(242, 240, 247), (216, 208, 232), (188, 189, 220), (158, 154, 200), (117, 107, 177), (84, 39, 143)]
 HOT_COLD = {
     -3: (33, 102, 172),
     -2: (103, 169, 207),
@@ -29,40 +33,45 @@ BIN_LABELS = {
     -2: "Cold spot, 95 %",
     -3: "Cold spot, 99 % confidence",
 }
-OKABE_ITO = [
-    (213, 94, 0),
-    (230, 159, 0),
-    (0, 114, 178),
-    (86, 180, 233),
-    (0, 158, 115),
-    (204, 121, 167),
-    (240, 228, 66),
-    (100, 100, 100),
-]
+# The "change" palette: diverging purple (down) to orange (up), centred on a neutral "within 5 %".
+CHANGE = {
+    "down 25 % or more": (94, 60, 153),
+    "down 5–25 %": (178, 171, 210),
+    "within 5 %": (247, 247, 247),
+    "up 5–25 %": (253, 184, 99),
+    "up 25 % or more": (230, 97, 1),
+}
+# Wards without a figure are drawn in greys of their own, never as the lowest class or a zero.
+NO_PREVIOUS = LegendItem("No previous period", (150, 150, 150))
+NO_CHANGE_FIGURE = LegendItem("No figure (previous count zero or under 5)", (185, 185, 185))
+NO_RATE = LegendItem("No figure (population unknown or count under 5)", (185, 185, 185))
 PATTERN_COLORS = {
-    "new hot spot": (240, 228, 66),
-    "consecutive hot spot": (230, 159, 0),
-    "intensifying hot spot": (213, 94, 0),
-    "persistent hot spot": (178, 24, 43),
-    "diminishing hot spot": (204, 121, 167),
-    "sporadic hot spot": (253, 219, 199),
-    "oscillating hot spot": (239, 138, 98),
-    "historical hot spot": (120, 60, 60),
-    "new cold spot": (209, 229, 240),
-    "consecutive cold spot": (103, 169, 207),
-    "intensifying cold spot": (33, 102, 172),
-    "persistent cold spot": (0, 60, 120),
-    "diminishing cold spot": (86, 180, 233),
-    "sporadic cold spot": (180, 210, 230),
-    "oscillating cold spot": (0, 158, 115),
-    "historical cold spot": (60, 60, 120),
+    "new hot spot": (255, 255, 153),
+    "consecutive hot spot": (254, 196, 79),
+    "intensifying hot spot": (255, 127, 0),
+    "persistent hot spot": (103, 0, 13),
+    "diminishing hot spot": (251, 154, 153),
+    "sporadic hot spot": (255, 235, 205),
+    "oscillating hot spot": (166, 86, 40),
+    "historical hot spot": (140, 110, 100),
+    "new cold spot": (204, 235, 197),
+    "consecutive cold spot": (127, 201, 191),
+    "intensifying cold spot": (1, 102, 94),
+    "persistent cold spot": (0, 40, 80),
+    "diminishing cold spot": (166, 206, 227),
+    "sporadic cold spot": (178, 226, 210),
+    "oscillating cold spot": (90, 174, 97),
+    "historical cold spot": (100, 110, 140),
 }
 CLASS_COLORS = {
-    "unserved hotspot": (213, 94, 0),
-    "served hotspot": (0, 158, 115),
+    "unserved hotspot": (204, 0, 153),
+    "served hotspot": (0, 120, 50),
     "intervention outside need": (86, 180, 233),
-    "multi-agency intervention": (204, 121, 167),
+    "multi-agency intervention": (102, 102, 102),
+    "no intervention data selected": (215, 215, 205),
 }
+INTERVENTION_OUTLINE = (0, 0, 0)
+WARD_LINE = (30, 30, 30)
 
 
 TOOLTIP = "{tip}"  # each row carries its own plain-text tip, lines separated by newlines
@@ -76,8 +85,11 @@ def count_label(value: float, suppressed: bool, threshold: int = 5) -> str:
     return f"{value:,.0f}"
 
 
-def sequential(values: pd.Series, palette=VIRIDIS) -> tuple[list[tuple[int, int, int]], list[LegendItem]]:
-    """Quantile classes of the values (suppressed/NaN get the lowest class)."""
+def sequential(
+    values: pd.Series, palette=VIRIDIS, fmt: str = "{:,.0f}"
+) -> tuple[list[tuple[int, int, int]], list[LegendItem]]:
+    """Quantile classes of the values (suppressed/NaN get the lowest class), labelled with
+    ``fmt`` (a rate of 0.3 per 1,000 is not "0")."""
     v = values.astype(float).fillna(0).to_numpy()
     positive = v[v > 0]
     if len(positive) == 0:
@@ -86,7 +98,7 @@ def sequential(values: pd.Series, palette=VIRIDIS) -> tuple[list[tuple[int, int,
     classes = np.clip(np.searchsorted(edges, v, side="right") - 1, 0, len(edges) - 2)
     colors = [palette[min(c, len(palette) - 1)] for c in classes]
     legend = [
-        LegendItem(f"{edges[i]:,.0f} – {edges[i + 1]:,.0f}", palette[min(i, len(palette) - 1)])
+        LegendItem(f"{fmt.format(edges[i])} – {fmt.format(edges[i + 1])}", palette[min(i, len(palette) - 1)])
         for i in range(len(edges) - 1)
     ]
     return colors, legend
@@ -118,45 +130,37 @@ def _hex_layer(layer_id: str, frame: pd.DataFrame, opacity: float = 0.75, **kw) 
 
 @register("wards", "Ward choropleth", needs="wards")
 def ward_choropleth(frame: pd.DataFrame, metric: str = "count", threshold: int = 5) -> Built:
-    """Wards coloured by count, rate per 1,000 residents or change against the previous period."""
+    """Wards coloured by count, rate per 1,000 residents or change against the previous period.
+
+    A ward without the figure (no population, no previous period) has a grey of its own and a
+    tooltip that says so: drawn as the lowest class, it would read as a zero."""
     frame = frame.copy()
-    labels = {"count": "Records", "rate_per_1000": "Rate per 1,000 residents", "change_pct": "Change, %"}
+    note = ""
     if metric == "change_pct":
-        change = frame["change_pct"].astype(float)
-        bins = np.select([change <= -25, change <= -5, change < 5, change < 25], [-3, -1, 0, 1], 3)
-        colors = [HOT_COLD.get(int(b), (240, 240, 240)) for b in bins]
-        legend = [
-            LegendItem("down 25 % or more", HOT_COLD[-3]),
-            LegendItem("down 5–25 %", HOT_COLD[-1]),
-            LegendItem("within 5 %", (240, 240, 240)),
-            LegendItem("up 5–25 %", HOT_COLD[1]),
-            LegendItem("up 25 % or more", HOT_COLD[3]),
-        ]
+        colors, legend = change_classes(frame)
+        note = comparison_note(frame)
+        title = "Change on the previous period"
+    elif metric == "rate_per_1000":
+        colors, legend = classes_with_gaps(frame["rate_per_1000"], rate_known(frame), PURPLES, NO_RATE)
+        title = "Rate per 1,000 residents"
     else:
-        colors, legend = sequential(frame[metric])
-    features = []
-    for row, color in zip(frame.itertuples(index=False), colors, strict=True):
-        suppressed = bool(getattr(row, "suppressed", False))
-        rate = getattr(row, "rate_per_1000", np.nan)
-        change = getattr(row, "change_pct", np.nan)
-        tip = (
-            f"{row.ward_name} ({row.ward_code})"
-            f"\nRecords: {count_label(row.count, suppressed, threshold)}"
-            + (f"\nRate per 1,000: {rate:,.1f}" if pd.notna(rate) and not suppressed else "")
-            + (f"\nChange: {change:+.0f} %" if pd.notna(change) else "")
+        colors, legend = sequential(frame["count"], PURPLES)
+        title = "Records per ward"
+    features = [
+        {
+            "type": "Feature",
+            "geometry": json.loads(row.geojson),
+            "properties": {
+                "ward_code": row.ward_code,
+                "ward_name": row.ward_name,
+                "tip": ward_tip(row, known_rate, previous, threshold),
+                "color": [*color, 170],
+            },
+        }
+        for row, color, known_rate, previous in zip(
+            frame.itertuples(index=False), colors, rate_known(frame), has_previous(frame), strict=True
         )
-        features.append(
-            {
-                "type": "Feature",
-                "geometry": json.loads(row.geojson),
-                "properties": {
-                    "ward_code": row.ward_code,
-                    "ward_name": row.ward_name,
-                    "tip": tip,
-                    "color": [*color, 170],
-                },
-            }
-        )
+    ]
     collection = {"type": "FeatureCollection", "features": features}
     # Fill and outline are separate layers so that only the fill is drawn again when a pointer
     # picks: an outline in the picking pass made every hover and click cost about 300 ms in a
@@ -171,9 +175,89 @@ def ward_choropleth(frame: pd.DataFrame, metric: str = "count", threshold: int =
         stroked=False,
         filled=True,
     )
-    lines = _outline_layer("ward-lines", collection, [40, 40, 40, 200], 1)
-    title = labels.get(metric, metric)
-    return Built([fill, lines], legend, title, TOOLTIP, drawn_by={"ward-lines": "outlines"})
+    lines = _outline_layer("ward-lines", collection, [*WARD_LINE, 200], 1)
+    return Built([fill, lines], legend, title, TOOLTIP, note=note, drawn_by={"ward-lines": "outlines"})
+
+
+def has_previous(frame: pd.DataFrame) -> np.ndarray:
+    """Per ward, whether a comparable previous period exists (``previous_start`` from
+    ``aggregate.ward_aggregate``). A frame without that column tells it only by every change
+    being missing."""
+    if "previous_start" in frame:
+        return pd.notna(frame["previous_start"]).to_numpy()
+    change = frame.get("change_pct", pd.Series(np.nan, index=frame.index)).astype(float)
+    return np.full(len(frame), bool(change.notna().any()))
+
+
+def rate_known(frame: pd.DataFrame) -> np.ndarray:
+    """Per ward, whether its rate is a figure: a population to divide by and a released count."""
+    rate = frame.get("rate_per_1000", pd.Series(np.nan, index=frame.index)).astype(float)
+    population = frame.get("population", pd.Series(1.0, index=frame.index)).astype(float)
+    suppressed = frame.get("suppressed", pd.Series(False, index=frame.index)).fillna(False).astype(bool)
+    return ((population > 0) & rate.notna() & ~suppressed).to_numpy()
+
+
+def classes_with_gaps(
+    values: pd.Series, known: np.ndarray, palette: list, missing: LegendItem, fmt: str = "{:,.1f}"
+) -> tuple[list[tuple[int, int, int]], list[LegendItem]]:
+    """Quantile classes of the known values; the others in the ``missing`` colour."""
+    values = values.astype(float).reset_index(drop=True)
+    colors, legend = sequential(values[known], palette, fmt) if known.any() else ([], [])
+    out, it = [], iter(colors)
+    for k in known:
+        out.append(next(it) if k else missing.color)
+    return out, legend + ([missing] if not known.all() else [])
+
+
+def change_classes(frame: pd.DataFrame) -> tuple[list[tuple[int, int, int]], list[LegendItem]]:
+    """The change on the previous period in five classes centred on 0, plus "no previous
+    period" and "no figure" where there is nothing to compare."""
+    change = frame["change_pct"].astype(float).to_numpy()
+    previous = has_previous(frame)
+    labels = list(CHANGE)
+    bins = np.select([change <= -25, change <= -5, change < 5, change < 25], [0, 1, 2, 3], 4)
+    colors = [
+        CHANGE[labels[b]] if p and not np.isnan(c) else (NO_CHANGE_FIGURE if p else NO_PREVIOUS).color
+        for b, c, p in zip(bins, change, previous, strict=True)
+    ]
+    legend = [LegendItem(label, color) for label, color in CHANGE.items()] if previous.any() else []
+    if (previous & np.isnan(change)).any():
+        legend.append(NO_CHANGE_FIGURE)
+    if not previous.all():
+        legend.append(NO_PREVIOUS)
+    return colors, legend
+
+
+def comparison_note(frame: pd.DataFrame) -> str:
+    """What the change compares, in words, for the legend."""
+    sentence = str(frame["comparison"].iloc[0]) if "comparison" in frame and len(frame) else ""
+    if sentence.startswith("no previous period"):
+        return f"{sentence[0].upper()}{sentence[1:]}."
+    if sentence:
+        return f"Change compares {sentence}."
+    return "" if has_previous(frame).any() else "No previous period to compare with."
+
+
+def ward_tip(row, known_rate: bool, previous: bool, threshold: int) -> str:
+    """A ward's tooltip: its name, its count, its rate and its change, each as a figure or as
+    the reason there is none."""
+    suppressed = bool(getattr(row, "suppressed", False))
+    lines = [
+        f"{row.ward_name} ({row.ward_code})",
+        f"Records: {count_label(row.count, suppressed, threshold)}",
+    ]
+    if known_rate:
+        lines.append(f"Rate per 1,000: {row.rate_per_1000:,.1f}")
+    elif not suppressed and "rate_per_1000" in row._fields:
+        lines.append("Rate per 1,000: n/a (no population figure)")
+    change = getattr(row, "change_pct", np.nan)
+    if not previous:
+        lines.append("Change: no previous period")
+    elif pd.notna(change):
+        lines.append(f"Change: {change:+.0f} %")
+    elif "change_pct" in row._fields:
+        lines.append("Change: no figure (previous count zero or under 5)")
+    return "\n".join(lines)
 
 
 @register("density", "Hex density", needs="hexes")
@@ -213,14 +297,19 @@ def emerging(frame: pd.DataFrame, threshold: int = 5) -> Built:
         )
     ]
     present = [p for p in PATTERN_COLORS if p in set(frame["pattern"])]
-    legend = [LegendItem(p.capitalize(), PATTERN_COLORS[p]) for p in present] or [
-        LegendItem("No emerging pattern", (200, 200, 200))
-    ]
-    return _hex_built("emerging", frame, legend, "Emerging hotspot patterns")
+    legend = [LegendItem(p.capitalize(), PATTERN_COLORS[p]) for p in present]
+    built = _hex_built("emerging", frame, legend, "Emerging hotspot patterns")
+    built.note = "" if present else "No cell shows an emerging pattern."
+    return built
 
 
 @register("overlap", "Demand and interventions", needs="classes")
 def overlap(frame: pd.DataFrame, threshold: int = 5) -> Built:
+    """Where demand is hot and whether interventions are concentrated there. The legend names
+    the interventions the classes considered; with none selected, a demand hotspot is "no
+    intervention data selected", never "unserved"."""
+    considered = str(frame["interventions_considered"].iloc[0]) if "interventions_considered" in frame else ""
+    none_selected = considered.startswith("No intervention data")
     frame = frame[frame["class"] != "none"].copy()
     frame["color"] = [list(CLASS_COLORS[c]) for c in frame["class"]]
     frame["tip"] = [
@@ -229,8 +318,11 @@ def overlap(frame: pd.DataFrame, threshold: int = 5) -> Built:
             frame["class"], frame["hot_demand_agencies"], frame["intervention_agencies"], strict=True
         )
     ]
-    legend = [LegendItem(c.capitalize(), col) for c, col in CLASS_COLORS.items()]
-    return _hex_built("overlap", frame, legend, "Where demand and interventions meet")
+    shown = ["no intervention data selected"] if none_selected else list(CLASS_COLORS)[:4]
+    legend = [LegendItem(c.capitalize(), CLASS_COLORS[c]) for c in shown]
+    built = _hex_built("overlap", frame, legend, "Where demand and interventions meet")
+    built.note = considered
+    return built
 
 
 @register("interventions", "Intervention footprints", needs="intervention_hexes")
@@ -247,7 +339,7 @@ def interventions(frame: pd.DataFrame, threshold: int = 5) -> Built:
         id="interventions",
         get_hexagon="h3_cell",
         get_fill_color="color",
-        get_line_color=[20, 20, 20, 230],
+        get_line_color=[*INTERVENTION_OUTLINE, 230],
         line_width_min_pixels=1.5,
         stroked=True,
         filled=True,
@@ -256,7 +348,7 @@ def interventions(frame: pd.DataFrame, threshold: int = 5) -> Built:
     )
     return Built(
         [layer],
-        [LegendItem("Cell with interventions (outline)", (20, 20, 20))],
+        [LegendItem("Cell with interventions (outline)", INTERVENTION_OUTLINE)],
         "Intervention footprints",
         TOOLTIP,
     )
@@ -288,7 +380,7 @@ def ward_outlines(frame: pd.DataFrame, threshold: int = 5) -> Built:
         for c, n, g in zip(frame["ward_code"], frame["ward_name"], frame["geojson"], strict=True)
     ]
     lines = _outline_layer(
-        "outlines", {"type": "FeatureCollection", "features": features}, [30, 30, 30, 220], 1.2
+        "outlines", {"type": "FeatureCollection", "features": features}, [*WARD_LINE, 220], 1.2
     )
     # Sized in metres to fit inside its ward (app.quality.ward_shapes): a small ward's name is
     # small at the city's zoom and grows as the user zooms in, never over a neighbour's.
@@ -306,4 +398,4 @@ def ward_outlines(frame: pd.DataFrame, threshold: int = 5) -> Built:
         get_background_color=[255, 255, 255, 170],
         pickable=False,
     )
-    return Built([lines, names], [LegendItem("Ward boundary", (30, 30, 30))], "Wards", TOOLTIP)
+    return Built([lines, names], [LegendItem("Ward boundary", WARD_LINE)], "Wards", TOOLTIP)

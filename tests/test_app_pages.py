@@ -112,11 +112,15 @@ def test_url_state_round_trip(app):
     }
 
 
-def test_suppressed_counts_read_as_less_than_five_in_tooltips(app):
+def test_suppressed_counts_are_unlisted_hexes_and_read_as_less_than_five_in_wards(app):
+    """A hex of a restricted dataset is drawn only where its figure is released (a drawn "<5"
+    would mean one to four); every ward is drawn, a suppressed one, zero included, reading "<5"."""
     at = app("screens/map.py", layers="density", ds="early_help", res="10")
     tips = [row["tip"] for row in deck(at)["layers"][0]["data"]]
-    assert any("Records: <5" in t for t in tips)  # plain text: the "<" is shown as it is
-    assert not any(f"Records: {n}<" in t for n in range(1, 5) for t in tips)
+    assert tips and not any("<5" in t for t in tips)
+    at = app("screens/map.py", layers="wards", ds="early_help", hr="3,3")
+    tips = [f["properties"]["tip"] for f in deck(at)["layers"][0]["data"]["features"]]
+    assert any("<5" in t for t in tips)  # plain text: the "<" is shown as it is
 
 
 def test_ward_profile(app, small_demo_db):
@@ -124,7 +128,7 @@ def test_ward_profile(app, small_demo_db):
     assert at.selectbox(key="ward_pick").value == "E05900002"
     assert at.title[0].value.startswith("Ward profile:")
     labels = [m.label for m in at.metric]
-    assert labels == ["Records", "Rate per 1,000 residents", "Change on the previous period"]
+    assert labels == ["Demand records", "Demand per 1,000 residents", "Change on the previous period"]
     assert len(at.get("plotly_chart")) >= 1
     names = [b.proto.label for b in at.get("download_button")]
     assert any("printable profile" in n for n in names)

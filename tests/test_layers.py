@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -9,7 +10,17 @@ import pandas as pd
 import pytest
 
 import layers
-from layers.builders import VIRIDIS, sequential
+from layers.builders import (
+    CHANGE,
+    CLASS_COLORS,
+    NO_CHANGE_FIGURE,
+    NO_PREVIOUS,
+    NO_RATE,
+    PATTERN_COLORS,
+    PURPLES,
+    VIRIDIS,
+    sequential,
+)
 
 
 def _square(x: float) -> str:
@@ -66,9 +77,9 @@ def test_change_bins_colour_wards_by_direction(wards):
     layer = next(layer for layer in built.layers if layer.id == "wards")
     features = layer.data["features"]
     colors = {f["properties"]["ward_code"]: tuple(f["properties"]["color"][:3]) for f in features}
-    assert colors["E05000001"] == (178, 24, 43)  # up 25 % or more
-    assert colors["E05000002"] == (240, 240, 240)  # within 5 %
-    assert colors["E05000003"] == (33, 102, 172)  # down 25 % or more
+    assert colors["E05000001"] == CHANGE["up 25 % or more"]
+    assert colors["E05000002"] == CHANGE["within 5 %"]
+    assert colors["E05000003"] == CHANGE["down 25 % or more"]
     assert built.legend[0].label == "down 25 % or more"
 
 
@@ -88,3 +99,147 @@ def test_sequential_with_no_positive_value_has_one_class():
 def test_an_unknown_layer_name_is_refused():
     with pytest.raises(KeyError, match="no layer named"):
         layers.build("nonsense", pd.DataFrame())
+
+
+def _colors(built: layers.Built, layer_id: str = "wards") -> dict[str, tuple]:
+    layer = next(layer for layer in built.layers if layer.id == layer_id)
+    return {f["properties"]["ward_code"]: tuple(f["properties"]["color"][:3]) for f in layer.data["features"]}
+
+
+def test_change_without_a_previous_period_is_its_own_grey_class_not_the_top_one(wards):
+    """Before, a missing change fell into the last class of np.select: every ward read "up 25 %
+    or more" when there was nothing to compare with."""
+    frame = wards.assign(
+        change_pct=np.nan,
+        previous_start=pd.NaT,
+        previous_end=pd.NaT,
+        comparison="no previous period: the period holds the first month of data",
+    )
+    built = layers.build("wards", frame, metric="change_pct")
+    assert set(_colors(built).values()) == {NO_PREVIOUS.color}
+    assert [item.label for item in built.legend] == ["No previous period"]
+    assert all("Change: no previous period" in tip for tip in _tips(built, "wards").values())
+    assert built.note == "No previous period: the period holds the first month of data."
+
+
+def test_change_is_diverging_around_zero_and_states_the_comparison(wards):
+    sentence = "Mar 2024 to Feb 2025 against Mar 2023 to Feb 2024"
+    frame = wards.assign(
+        change_pct=[30.0, np.nan, -40.0],
+        previous_start=pd.Timestamp("2023-03-01"),
+        comparison=sentence,
+    )
+    built = layers.build("wards", frame, metric="change_pct")
+    colors = _colors(built)
+    assert (
+        colors["E05000001"] == CHANGE["up 25 % or more"]
+        and colors["E05000003"] == CHANGE["down 25 % or more"]
+    )
+    # A ward whose previous count is zero or suppressed has no figure, not the top class.
+    assert colors["E05000002"] == NO_CHANGE_FIGURE.color
+    assert "Change: no figure" in _tips(built, "wards")["E05000002"]
+    assert built.note == f"Change compares {sentence}."
+    labels = [item.label for item in built.legend]
+    assert labels[:5] == list(CHANGE) and labels[2] == "within 5 %"  # centred on 0
+    assert "No previous period" not in labels
+
+
+def test_a_ward_without_population_has_no_rate_and_is_not_drawn_as_zero(wards):
+    frame = wards.assign(population=[10_000.0, 8_000.0, np.nan], suppressed=False)
+    frame.loc[2, "rate_per_1000"] = np.nan
+    built = layers.build("wards", frame, metric="rate_per_1000")
+    colors = _colors(built)
+    assert colors["E05000003"] == NO_RATE.color
+    assert colors["E05000001"] in PURPLES and colors["E05000002"] in PURPLES
+    assert "Rate per 1,000: n/a" in _tips(built, "wards")["E05000003"]
+    assert built.legend[-1] == NO_RATE
+    assert built.legend[0].label.startswith("0.3 –")  # the lowest real rate, not a zero
+
+
+def _cells(n: int) -> list[str]:
+    import h3
+
+    return sorted(h3.grid_disk(h3.latlng_to_cell(52.35, -0.9, 9), 3))[:n]
+
+
+def _every_legend(wards: pd.DataFrame, shapes: pd.DataFrame) -> dict[str, list[layers.Built]]:
+    """Every layer built so that its legend shows every class it can have."""
+    cells = _cells(len(PATTERN_COLORS))
+    n = len(cells)
+    counts = pd.DataFrame({"h3_cell": cells, "count": np.arange(1.0, n + 1), "suppressed": False})
+    gaps = wards.assign(
+        population=[1.0, 1.0, np.nan], change_pct=[30.0, np.nan, 1.0], previous_start=[1, 1, None]
+    )
+    classes = pd.DataFrame(
+        {
+            "h3_cell": cells[:5],
+            "class": list(CLASS_COLORS),
+            "hot_demand_agencies": "A",
+            "intervention_agencies": "B",
+            "interventions_considered": "Interventions considered: Patrols (B).",
+        }
+    )
+    none_selected = classes.assign(
+        **{
+            "class": "no intervention data selected",
+            "interventions_considered": "No intervention data selected.",
+        }
+    )
+    return {
+        "wards": [layers.build("wards", gaps, metric=m) for m in ("count", "rate_per_1000", "change_pct")],
+        "density": [layers.build("density", counts)],
+        "hotspots": [
+            layers.build(
+                "hotspots",
+                counts.assign(bin=[3, 2, 1, -1, -2, -3, *[0] * (n - 6)], z=1.0, p_fdr=0.01),
+            )
+        ],
+        "emerging": [
+            layers.build(
+                "emerging",
+                counts.assign(pattern=list(PATTERN_COLORS), hot_steps=1, steps=12, trend_z=0.0),
+            )
+        ],
+        "overlap": [layers.build("overlap", classes), layers.build("overlap", none_selected)],
+        "interventions": [layers.build("interventions", counts)],
+        "outlines": [layers.build("outlines", shapes)],
+    }
+
+
+def _lab(rgb: tuple[int, int, int]) -> np.ndarray:
+    c = np.array(rgb) / 255.0
+    c = np.where(c > 0.04045, ((c + 0.055) / 1.055) ** 2.4, c / 12.92)
+    x, y, z = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ c
+    f = [t ** (1 / 3) if t > 0.008856 else 7.787 * t + 16 / 116 for t in (x / 0.95047, y, z / 1.08883)]
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def test_no_two_layers_share_a_colour_for_different_meanings(wards, shapes):
+    """Any layers can be drawn together: a colour in two legends must mean one thing, and two
+    meanings must be told apart by eye (CIE76 colour difference of at least 8)."""
+    legends = {
+        name: {(item.label, tuple(item.color)) for built in builts for item in built.legend}
+        for name, builts in _every_legend(wards, shapes).items()
+    }
+    assert all(legends.values())
+    for a, b in itertools.combinations(legends, 2):
+        for label_a, color_a in legends[a]:
+            for label_b, color_b in legends[b]:
+                assert color_a != color_b, f"{a} '{label_a}' and {b} '{label_b}' share {color_a}"
+                distance = np.linalg.norm(_lab(color_a) - _lab(color_b))
+                assert distance >= 8, f"{a} '{label_a}' and {b} '{label_b}' look alike ({distance:.1f})"
+
+
+def test_within_a_layer_every_class_has_its_own_colour(wards, shapes):
+    for name, builts in _every_legend(wards, shapes).items():
+        for built in builts:
+            colors = [tuple(item.color) for item in built.legend]
+            assert len(colors) == len(set(colors)), name
+
+
+def test_the_overlap_legend_names_the_interventions_considered(wards, shapes):
+    with_them, without = _every_legend(wards, shapes)["overlap"]
+    assert with_them.note == "Interventions considered: Patrols (B)."
+    assert "Unserved hotspot" in [item.label for item in with_them.legend]
+    assert [item.label for item in without.legend] == ["No intervention data selected"]
+    assert without.note.startswith("No intervention data selected")

@@ -6,24 +6,32 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from app import hotspots, ui, views
+from app import hotspots, overlap, quality, ui, views
+from app.ui import plain
 
 view = ui.sidebar()
 version = ui.db_version()
+con = ui.warehouse()
 f = view.filter
 st.title("Hotspots and overlap")
 
 spots, warning = views.hotspot_cells(version, f, view.res, view.k)
-table = hotspots.ranked_hotspots(
-    spots, views.classes(version, f, view.res, view.k), views.emerging_cells(version, f, view.res, view.k)
-)
+classes = views.classes(version, f, view.res, view.k)
+table = hotspots.ranked_hotspots(spots, classes, views.emerging_cells(version, f, view.res, view.k))
 st.subheader(f"Current hotspots ({len(table)})")
-for note in (warning, views.coverage_note(version, f)):
+coarse = views.precision_warnings(quality.load_report(con), views.selected_ids(version, f), view.res)
+for note in (warning, views.coverage_note(version, f), *coarse):
     if note:
-        st.warning(note)
+        st.warning(plain(note))
+if considered := overlap.interventions_considered(classes):
+    st.caption(plain(considered))
 ui.hotspot_table(table, key="hotspot_table")
 st.download_button(
-    "Download hotspots (CSV)", table.to_csv(index=False), "hotspots.csv", "text/csv", key="hotspots_csv"
+    "Download hotspots (CSV)",
+    overlap.hotspot_export(con, table, spots, classes).to_csv(index=False),
+    "hotspots.csv",
+    "text/csv",
+    key="hotspots_csv",
 )
 
 st.subheader("Which datasets' hotspots coincide")
@@ -46,4 +54,4 @@ if len(matrix):
         "text/csv",
         key="colocation_csv",
     )
-ui.provenance(ui.warehouse(), view, ["hotspots", "co-location"])
+ui.provenance(con, view, ["hotspots", "co-location"])

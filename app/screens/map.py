@@ -7,6 +7,7 @@ import streamlit as st
 
 import layers
 from app import quality, ui, views
+from app.ui import plain
 from layers.view import fit_view
 
 view = ui.sidebar()
@@ -15,6 +16,11 @@ version = ui.db_version()
 f = view.filter
 
 st.title("Map")
+METRICS = {
+    "count": "Records",
+    "rate_per_1000": "Rate per 1,000 residents",
+    "change_pct": "Change on the previous period",
+}
 names = list(layers.REGISTRY)
 wanted = [n for n in (st.query_params.get("layers") or "wards,outlines").split(",") if n in names]
 left, right = st.columns([3, 1])
@@ -22,20 +28,20 @@ with right:
     chosen = st.multiselect(
         "Layers", names, default=wanted, format_func=lambda n: layers.REGISTRY[n].title, key="map_layers"
     )
-    metrics = {
-        "count": "Records",
-        "rate_per_1000": "Rate per 1,000 residents",
-        "change_pct": "Change on the previous period",
-    }
     metric = st.query_params.get("metric", "count")
-    metric = metric if metric in metrics else "count"
+    metric = metric if metric in METRICS else "count"
     if "wards" in chosen:  # the figure only colours the ward layer: asked only when it is drawn
-        index = list(metrics).index(metric)
+        # A rate needs populations: a boundary file without them would paint every ward 0.
+        with_population = bool(views.wards(version, f)["population"].gt(0).any())
+        metrics = {m: t for m, t in METRICS.items() if m != "rate_per_1000" or with_population}
+        if metric not in metrics:
+            st.caption("Rate per 1,000 residents is not offered: the ward boundaries carry no populations.")
+        index = list(metrics).index(metric) if metric in metrics else 0
         metric = st.radio("Ward figure", list(metrics), index, format_func=metrics.get, key="map_metric")
 st.query_params["layers"] = ",".join(chosen)
 st.query_params["metric"] = metric
 
-res, note = views.map_res(version, f, view.res)
+res, res_note = views.map_res(version, f, view.res)
 needs = {
     "wards": lambda: views.wards(version, f),
     "hexes": lambda: views.hexes(version, f, res),
@@ -65,15 +71,22 @@ deck = pdk.Deck(
 with left:
     event = st.pydeck_chart(deck, on_select="rerun", selection_mode="single-object", key="map", height=620)
 with right:
+    if res_note:
+        st.info(
+            f"Drawn at resolution {res}, not {view.res}: {view.res} would draw over {ui.MAX_HEXES:,} hexes."
+        )
     for b in built:
         ui.legend(b.title, b.legend)
+        if b.note:
+            st.caption(plain(b.note))
     warning = views.hotspot_cells(version, f, res, view.k)[1] if "hotspots" in chosen else None
-    coverage = views.coverage_note(version, f) if "emerging" in chosen else None
-    for note in (warning, coverage):
-        if note:
-            st.warning(note)
+    coverage = views.coverage_note(version, f)  # any layer can combine datasets of different spans
+    coarse = views.precision_warnings(quality.load_report(con), views.selected_ids(version, f), res)
+    for message in (warning, coverage, *coarse):
+        if message:
+            st.warning(plain(message))
 
-ui.provenance(con, view, [layers.REGISTRY[n].title for n in chosen], note)
+ui.provenance(con, view, [layers.REGISTRY[n].title for n in chosen], res_note, res=res)
 
 picked = (event.selection or {}).get("objects", {}) if event else {}
 ward_pick = next((o for lid in ("wards",) for o in picked.get(lid, [])), None)

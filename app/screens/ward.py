@@ -19,38 +19,55 @@ code = st.selectbox(
     "Ward",
     codes,
     index=codes.index(wanted) if wanted in codes else 0,
-    format_func=lambda c: f"{names[c]} ({c})",
+    format_func=lambda c: profile.ward_label(c, names[c]),
     key="ward_pick",
 )
 st.query_params["ward"] = code
-st.title(f"Ward profile: {names[code]}")
+st.title(f"Ward profile: {ui.plain(profile.ward_label(code, names[code]))}")
 
-wards = views.wards(version, f)
-head = profile.headline(wards, code)
+selected = views.selected_datasets(version, f)
+kind = profile.headline_kind(f.kinds, set(selected["kind"]))
+head_filter = f.with_(kinds=(kind,))
+wards = views.wards(version, head_filter)
+head = profile.headline(wards, code, kind)
+measure = head["measure"]
 period = f"{wards['period_start'].iloc[0]} to {wards['period_end'].iloc[0]}"
-st.caption(f"Period {period}. Figures of partners' and restricted datasets are protected.")
-c1, c2, c3 = st.columns(3)
-c1.metric("Records", DEFAULT_RULE.label(head["count"], head["suppressed"]))
-rate = head["rate_per_1000"]
-city = head["city_rate_per_1000"]
-c2.metric(
-    "Rate per 1,000 residents",
-    f"{rate:,.1f}" if rate == rate else "n/a",
-    delta=f"{rate - city:+.1f} against the city" if city and rate == rate else None,
-    delta_color="off",
+st.caption(
+    f"Period {period}. Headline figures count {measure.lower()} only"
+    + (" (choose Interventions under Records to see those)." if kind == "demand" else ".")
+    + " Figures of partners' and restricted datasets are protected."
 )
+c1, c2, c3 = st.columns(3)
+c1.metric(profile.RECORDS[measure], DEFAULT_RULE.label(head["count"], head["suppressed"]))
+if head["rates"]:
+    rate = head["rate_per_1000"]
+    city = head["city_rate_per_1000"]
+    c2.metric(
+        f"{measure} per 1,000 residents",
+        f"{rate:,.1f}" if rate == rate else "n/a",
+        delta=f"{rate - city:+.1f} against the city" if city and rate == rate else None,
+        delta_color="off",
+        help=None if rate == rate else "The boundary file gives no population for this ward.",
+    )
 c3.metric(
     "Change on the previous period",
-    f"{head['change_pct']:+.0f} %" if head["change_pct"] == head["change_pct"] else "n/a",
-    help="Against the same length of time just before the period. It reads n/a when there is "
-    "nothing to compare with: the data does not reach back that far (as for a period that starts "
-    "with the data; choose a later start in the filter), the earlier count is zero, or a count "
-    "is suppressed.",
+    profile.change_text(head),
+    help="Against the same length of time just before, over months that every selected dataset "
+    "covers in both periods. Without a period in the filter: the last twelve months of data "
+    "against the twelve before.",
 )
+st.caption(ui.plain(f"Change on the previous period: {profile.change_sentence(head)}"))
+if head["rates"] and head["rate_per_1000"] != head["rate_per_1000"]:
+    st.caption("No rate: the boundary file gives no population for this ward.")
+if head_note := views.coverage_note(version, head_filter):
+    st.caption(ui.plain(head_note))
 
-st.subheader("Trend per agency")
+st.subheader("Trend per dataset")
 trend = views.trend(version, f, "month", ward=code)
 ui.trend_chart(trend, key="ward-series")
+trend_note = views.coverage_note(version, f)
+if trend_note:
+    st.caption(ui.plain(trend_note))
 
 table, coverage = profile.hotspots_in_ward(
     views.hotspot_cells(version, f, view.res, view.k)[0],
@@ -69,19 +86,20 @@ else:
 agencies = (
     views.ward_agencies(version, f, view.res, view.k).set_index("ward_code").loc[code, "hot_demand_agencies"]
 )
-st.markdown(f"**Agencies whose demand is hot here:** {agencies or 'none'}")
-st.markdown(
-    "**Intervention coverage of its hotspots:** "
-    + (", ".join(f"{k}: {v}" for k, v in coverage.items()) or "no hotspots")
-)
+st.markdown(f"**Agencies whose demand is hot here:** {ui.plain(agencies or 'none')}")
+interventions = "intervention" in set(selected["kind"])
+cover = profile.coverage_sentence(coverage, interventions)
+st.markdown(f"**Intervention coverage of its hotspots:** {ui.plain(cover)}")
 
 st.subheader("Categories")
 cats = views.categories(version, f, ward=code)
 cats["records"] = [DEFAULT_RULE.label(v, s) for v, s in zip(cats["count"], cats["suppressed"], strict=True)]
-cats = cats[["agency", "kind", "category", "records"]]
+cats = cats[["agency", "title", "kind", "category", "records"]].rename(columns={"title": "dataset"})
 st.dataframe(cats, hide_index=True, width="stretch")
 
-ward_profile = profile.WardProfile(code, head, agencies, trend, cats, table, coverage, period)
+ward_profile = profile.WardProfile(
+    code, head, agencies, trend, cats, table, coverage, period, trend_note or "", interventions
+)
 page = profile.to_html(ward_profile)
 st.download_button(
     "Download printable profile (HTML)",
