@@ -57,6 +57,12 @@ def format_report(report: dict) -> str:
             lines.append(f"{'':<30}{reason:<28} {n:>10,}")
         if d.get("category_unknown"):
             lines.append(f"{'':<30}{'(empty category -> unknown)':<28} {d['category_unknown']:>10,}")
+        if d.get("ward_column_unmatched"):
+            lines.append(f"{'':<30}{'(ward column unmatched)':<28} {d['ward_column_unmatched']:>10,}")
+        for warning in d.get("warnings", []):
+            lines.append(f"  WARNING: {warning}")
+        if (d.get("location_precision") or {}).get("coarse"):
+            lines.append(f"  LOCATIONS: {d['location_precision']['note']}")
         if d.get("error"):
             kept = " (previous version kept)" if d.get("previous_version_kept") else ""
             lines.append(f"  ERROR{kept}: {d['error']}")
@@ -69,15 +75,37 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _os_error(exc: OSError) -> str:
+    """An operating-system error in words an analyst can act on, naming the file."""
+    import errno
+
+    reason = {
+        errno.EISDIR: "is a folder, not a file",
+        errno.ELOOP: "is a symbolic link that leads back to itself (a link loop)",
+        errno.ENOENT: "not found",
+        errno.EACCES: "permission denied",
+    }.get(exc.errno, (exc.strerror or str(exc)).lower())
+    return f"{exc.filename}: {reason}" if exc.filename else reason
+
+
+def _fail(message: str, code: int = 2) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
 def cmd_load(args: argparse.Namespace) -> int:
     from app.ingest import LoadError, load
+    from app.warehouse import NotAWarehouse
 
     try:
         report = load(args.catalog, args.db, progress=_terminal_progress(), force=args.force)
-    except (CatalogError, LoadError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except (CatalogError, LoadError, NotAWarehouse) as exc:
+        return _fail(str(exc))
+    except OSError as exc:  # a path in the catalogue that cannot be opened: nothing was loaded
+        return _fail(f"{args.catalog}: {_os_error(exc)}; nothing was loaded")
     print(json.dumps(report, indent=2, default=str) if args.json else format_report(report))
+    for line in report.get("skipped_uploads", []):
+        print(f"warning: skipped: {line}", file=sys.stderr)
     return 1 if report["totals"]["datasets_failed"] else 0
 
 
@@ -103,6 +131,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from app.filters import Filter, FilterError
     from app.warehouse import OutdatedWarehouse, open_readonly
 
+    if problem := _unwritable(Path(args.out)):
+        return _fail(problem)
     try:
         f = Filter(
             datasets=tuple(args.dataset or ()),
@@ -114,12 +144,23 @@ def cmd_export(args: argparse.Namespace) -> int:
             result = export.build(con, args.what, f, res=args.res, k=args.k, step=args.step)
             sidecar = export.write(con, result, args.format, Path(args.out))
     except (FilterError, ValueError, FileNotFoundError, OutdatedWarehouse) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(_os_error(exc))
     print(f"wrote {len(result.frame):,} rows to {args.out} (metadata: {sidecar})")
     for warning in result.metadata["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     return 0
+
+
+def _unwritable(out: Path) -> str | None:
+    """Why ``--out`` cannot take the export, checked before any work is done."""
+    if out.is_dir():
+        return f"--out {out}: is a folder; name the file to write, e.g. {out / 'export.csv'}"
+    existing = next((p for p in out.parents if p.exists()), None)  # missing folders are made
+    if existing is not None and not existing.is_dir():
+        return f"--out {out}: {existing} is a file, not a folder"
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -157,4 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except Exception as exc:  # the last resort: one line, never a traceback
+        return _fail(f"{type(exc).__name__}: {exc}")

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import gzip
 import hashlib
 import json
 import mmap
 import os
 import time
+import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -504,6 +506,26 @@ _CARRIED = [*_STAGED, "__category", "__agency", "__record_id", "__ward_key"]
 
 
 def prepare_file(
+    con: duckdb.DuckDBPyConnection,
+    ds: Dataset,
+    file: Path,
+    stage: str,
+    placer: Placer,
+    now: dt.datetime,
+) -> PreparedFile:
+    """Read, validate and place one file (``_prepare_file``); a compressed file that cannot be
+    decompressed fails naming the file, wherever in it the damage lies."""
+    try:
+        return _prepare_file(con, ds, file, stage, placer, now)
+    except (gzip.BadGzipFile, zlib.error, EOFError) as exc:
+        raise SourceError(f"{file}: not a readable gzip file ({exc})") from exc
+    except duckdb.Error as exc:
+        if file.suffix == ".gz" and "gzip" in str(exc).lower():
+            raise SourceError(f"{file}: not a readable gzip file") from exc
+        raise
+
+
+def _prepare_file(
     con: duckdb.DuckDBPyConnection,
     ds: Dataset,
     file: Path,

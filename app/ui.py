@@ -4,7 +4,9 @@ legend and the provenance note. Reads widgets and draws; all figures come from t
 from __future__ import annotations
 
 import datetime as dt
+import html
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import pandas as pd
@@ -14,7 +16,7 @@ from app import quality
 from app.db import version, warehouse_path
 from app.disclosure import DEFAULT_RULE
 from app.filters import Filter, categories_in, data_period
-from app.warehouse import OutdatedWarehouse, open_readonly, session
+from app.warehouse import NotAWarehouse, OutdatedWarehouse, open_readonly, session
 
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 MAX_HEXES = 50_000
@@ -37,12 +39,13 @@ def warehouse():
     """A cursor on the current warehouse (each session thread gets its own cursor)."""
     path = warehouse_path()
     if not path.exists():
-        st.error(f"No warehouse at {path}. Run `make run` (or `python -m app load`) first.")
+        st.error("No warehouse has been loaded yet. Run `make run` (or `python -m app load`) first.")
         st.stop()
     try:
         return session(_connection(str(path), version(path)).cursor())
-    except OutdatedWarehouse as exc:
-        st.error(str(exc))
+    except (OutdatedWarehouse, NotAWarehouse) as exc:
+        # The reason and what to do, without the server's paths.
+        st.error(str(exc).replace(f"{path}: ", "The warehouse file "))
         st.stop()
 
 
@@ -64,7 +67,22 @@ class View:
 
 @st.cache_data(ttl=600)
 def catalogue_frame(stamp: tuple[int, int]) -> pd.DataFrame:
-    frame = quality.catalogue(warehouse())[["id", "title", "agency", "kind", "sharing"]]
+    """The datasets with the label the sidebar shows. A file whose rows name several agencies
+    (``agency_column``) has one catalogue agency; its label also names the agencies its records
+    belong to, most records first, so a service manager finds their agency's records in it."""
+    con = warehouse()
+    frame = quality.catalogue(con)[["id", "title", "agency", "kind", "sharing"]]
+    named = quality.dataset_agencies(con)
+    labels = []
+    for r in frame.itertuples():
+        agencies = named.get(r.id, [])
+        if len(agencies) < 2:
+            labels.append(f"{r.agency}: {r.title}")
+            continue
+        shown = agencies[:3] if len(agencies) > 3 else agencies[:-1]
+        rest = f"{len(agencies) - 3} more" if len(agencies) > 3 else agencies[-1]
+        labels.append(f"{r.agency}: {r.title} ({', '.join(shown)} and {rest})")
+    frame["label"] = labels
     return frame.sort_values(["agency", "id"], ignore_index=True)
 
 
@@ -78,9 +96,20 @@ def period_of(stamp: tuple[int, int]) -> tuple[dt.date, dt.date] | None:
     return data_period(warehouse(), Filter())
 
 
-def _param_list(name: str) -> list[str]:
+def _param_list(
+    name: str, allowed: Collection[str] | None = None, ignored: list[str] | None = None, what: str = ""
+) -> list[str]:
+    """The comma-separated values of a URL parameter. With ``allowed``, only those values are
+    kept and the others are named (as ``what``) in ``ignored``: a hand-edited or stale link then
+    opens with a note instead of failing."""
     value = st.query_params.get(name)
-    return [v for v in value.split(",") if v] if value else []
+    values = [v for v in value.split(",") if v] if value else []
+    if allowed is None:
+        return values
+    dropped = [v for v in values if v not in allowed]
+    if dropped and ignored is not None:
+        ignored.append(f"{what or name} {', '.join(dropped)}")
+    return [v for v in values if v in allowed]
 
 
 def _init(key: str, value) -> None:
@@ -111,22 +140,28 @@ def sidebar() -> View:
         st.stop()
     first, last = span
     ids = cat["id"].tolist()
-    label = {r.id: f"{r.agency}: {r.title}" for r in cat.itertuples()}
+    # Option labels of a multiselect are shown as text, never as Markdown: names stay as written.
+    label = dict(zip(cat["id"], cat["label"], strict=True))
 
-    _init("f_kinds", [k for k in _param_list("kinds") if k in ("demand", "intervention")])
-    _init("f_datasets", [d for d in _param_list("ds") if d in ids])
-    _init("f_categories", [c for c in st.query_params.get_all("cat")])
-    start = _date(st.query_params.get("from"), first)
-    end = _date(st.query_params.get("to"), last)
-    _init("f_period", (max(start, first), min(end, last)))
-    _init(
-        "f_weekdays", [WEEKDAYS[int(d) - 1] for d in _param_list("dow") if d.isdigit() and 1 <= int(d) <= 7]
-    )
-    hours = [int(h) for h in _param_list("hr") if h.isdigit()]
+    # A link's values are checked before any widget takes them: what the dashboard cannot show
+    # is left out and named in one note, never a traceback.
+    ignored: list[str] = []
+    _init("f_kinds", _param_list("kinds", ("demand", "intervention"), ignored, "record kind"))
+    _init("f_datasets", _param_list("ds", ids, ignored, "dataset (not in this warehouse)"))
+    linked = st.query_params.get_all("cat")
+    known = set(categories_of(version_now, tuple(st.session_state["f_datasets"] or ids))) if linked else set()
+    if unknown := [c for c in linked if c not in known]:
+        ignored.append(f"category (not in these datasets) {', '.join(unknown)}")
+    _init("f_categories", [c for c in linked if c in known])
+    _init("f_period", _period(first, last, ignored))
+    days = _param_list("dow", [str(d) for d in range(1, 8)], ignored, "day of the week (1 to 7)")
+    _init("f_weekdays", [WEEKDAYS[int(d) - 1] for d in days])
+    hours = [int(h) for h in _param_list("hr", [str(h) for h in range(24)], ignored, "hour (0 to 23)")]
     _init("f_hours", (min(hours), max(hours)) if hours else (0, 23))
-    _init(
-        "f_res", int(st.query_params.get("res", 8)) if str(st.query_params.get("res", "8")).isdigit() else 8
-    )
+    res = _param_list("res", [str(r) for r in range(5, 12)], ignored, "hexagon resolution (5 to 11)")
+    _init("f_res", int(res[0]) if res else 8)
+    if ignored:
+        st.warning(f"Left out of this link, as the dashboard cannot show it: {plain('; '.join(ignored))}.")
 
     with st.sidebar:
         st.header("Filter")
@@ -176,11 +211,28 @@ def sidebar() -> View:
     return View(filter=f, res=int(res), k=1)
 
 
-def _date(text: str | None, default: dt.date) -> dt.date:
+def _date(text: str | None, default: dt.date, ignored: list[str] | None = None, what: str = "") -> dt.date:
+    """A day from the URL, or ``default`` (noted in ``ignored``) when it is not a YYYY-MM-DD date."""
     try:
         return dt.date.fromisoformat(text) if text else default
     except ValueError:
+        if ignored is not None:
+            ignored.append(f"{what or 'date'} {text} (not a YYYY-MM-DD date)")
         return default
+
+
+def _period(first: dt.date, last: dt.date, ignored: list[str]) -> tuple[dt.date, dt.date]:
+    """The link's period kept within the data's; a reversed period, or one wholly outside the
+    data, gives way to the whole period with a note."""
+    start = _date(st.query_params.get("from"), first, ignored, "first day")
+    end = _date(st.query_params.get("to"), last, ignored, "last day")
+    if start > last or end < first:
+        ignored.append(f"period {start} to {end} (the data run from {first} to {last})")
+        return first, last
+    if start > end:
+        ignored.append(f"period {start} to {end} (it ends before it starts)")
+        return first, last
+    return max(start, first), min(end, last)
 
 
 def _write_url(datasets, kinds, categories, f: Filter, res: int, hours) -> None:
@@ -207,39 +259,62 @@ def _write_url(datasets, kinds, categories, f: Filter, res: int, hours) -> None:
 
 
 def trend_chart(trend: pd.DataFrame, key: str, freq: str = "month") -> None:
-    """Records per agency (``trends.agency_trend``), demand solid and interventions dashed:
-    a period whose every figure is suppressed is a gap with its "<5", never a misleading zero."""
-    import plotly.express as px
+    """Records per dataset (``trends.agency_trend``), grouped by agency in the legend, demand
+    solid and interventions dashed. A period whose figure is suppressed is a gap with its "<5",
+    never a misleading zero; a line with no released figure at all is not drawn, and is named
+    under the chart rather than left in the legend with nothing to show."""
+    import html
+
+    import plotly.graph_objects as go
+    from plotly.colors import qualitative
 
     if not len(trend):
         st.info("No records under this filter.")
         return
-    chart = px.line(
-        trend,
-        x="period",
-        y="count",
-        color="agency",
-        line_dash="kind",
-        category_orders={"kind": ["demand", "intervention"]},
-        markers=True,
-        custom_data=["label", "kind"],
-        labels={"count": "Records (protected)", "period": freq.capitalize()},
+    drawn = trend["line"].isin(set(trend.loc[trend["count"].notna(), "line"]))
+    chart = go.Figure()
+    palette = qualitative.Plotly + qualitative.D3
+    shown = trend[drawn]
+    for i, (_, line) in enumerate(shown.groupby(["agency", "title", "dataset"], sort=True)):
+        first = line.iloc[0]
+        kind = " (interventions)" if first["kind"] == "intervention" else ""
+        name = html.escape(str(first["title"])) + kind
+        chart.add_trace(
+            go.Scatter(
+                x=line["period"],
+                y=line["count"],
+                mode="lines+markers",
+                name=name,
+                legendgroup=str(first["agency"]),
+                legendgrouptitle_text=html.escape(str(first["agency"])),
+                line={"dash": "dash" if first["kind"] == "intervention" else "solid"},
+                marker={"color": palette[i % len(palette)]},
+                connectgaps=False,
+                customdata=line["label"],
+                hovertemplate=f"<b>{html.escape(str(first['line']))}</b><br>%{{x|%d %b %Y}}: "
+                "%{customdata}<extra></extra>",
+            )
+        )
+    protected = (trend["sharing"] != "open").any()
+    chart.update_layout(
+        yaxis_title="Records (partners' figures protected)" if protected else "Records",
+        xaxis_title=freq.capitalize(),
+        legend={"groupclick": "toggleitem"},
+        height=max(420, 60 + 40 * len(chart.data) + 20 * shown["agency"].nunique()),  # the whole legend
     )
-    hover = "<b>%{fullData.name}</b><br>%{x|%d %b %Y}: %{customdata[0]}<extra></extra>"
-    chart.update_traces(connectgaps=False, hovertemplate=hover)
-    chart.update_layout(legend_title_text="agency, kind")
     st.plotly_chart(chart, width="stretch", key=key)
-    notes = []
+    notes = ["One line per dataset, never added up: datasets of one agency count different things."]
     if (trend["suppressed_datasets"] > 0).any():
         notes.append(
-            f"A gap is a {freq} when every figure of an agency is suppressed (below "
-            f"{DEFAULT_RULE.threshold}, zero included); where only some are, the line shows the others "
-            "and the tooltip says so."
+            f"A gap is a {freq} whose figure is suppressed (below {DEFAULT_RULE.threshold}, zero "
+            "included); the tooltip reads it."
         )
     if (trend["datasets"] == 0).any():
-        notes.append(f'A gap that reads "no data" is a {freq} that none of the agency\'s datasets covers.')
-    if notes:
-        st.caption(" ".join(notes))
+        notes.append(f'A gap that reads "no data" is a {freq} that the dataset does not cover.')
+    if hidden := sorted(set(trend.loc[~drawn, "line"])):
+        listed = "; ".join(plain(h) for h in hidden)
+        notes.append(f"Not drawn, as every {freq} of it is suppressed: {listed}.")
+    st.caption(" ".join(notes))
 
 
 def hotspot_table(table: pd.DataFrame, key: str) -> None:
@@ -253,36 +328,54 @@ def hotspot_table(table: pd.DataFrame, key: str) -> None:
             "h3_cell": "H3 cell",
             "p_fdr": st.column_config.NumberColumn("p (FDR)", format="%.1e"),
             "z": st.column_config.NumberColumn("z", format="%.2f"),
+            "bin": "Gi* bin",
             "hot_demand_agencies": "hot demand of",
             "intervention_agencies": "interventions concentrated",
+            "intervention status": "intervention status",
         },
     )
 
 
 def legend(title: str, items) -> None:
+    """A map layer's colour key. Its labels can be names from files (agencies, datasets), so
+    they are escaped: shown as the text they are, never as markup."""
+
+    def text(value: object) -> str:  # HTML's characters as entities, then Markdown's escaped
+        return plain(html.escape(str(value), quote=True))
+
     rows = "".join(
         f'<div style="display:flex;align-items:center;gap:6px;margin:2px 0">'
         f'<span style="display:inline-block;width:14px;height:14px;border:1px solid #555;'
-        f'background:rgb{tuple(i.color)}"></span><span>{i.label}</span></div>'
+        f'background:rgb{tuple(i.color)}"></span><span>{text(i.label)}</span></div>'
         for i in items
     )
-    st.markdown(f"<div class='cg-legend'><b>{title}</b>{rows}</div>", unsafe_allow_html=True)
+    st.markdown(f"<div class='cg-legend'><b>{text(title)}</b>{rows}</div>", unsafe_allow_html=True)
 
 
-def provenance(con, view: View, shown: list[str], note: str = "") -> None:
-    """Under every map and table: what is shown, from what, under which rule."""
-    report = pd.DataFrame(quality.load_report(con))
+def provenance(con, view: View, shown: list[str], note: str = "", res: int | None = None) -> None:
+    """Under every map and table: what is shown, at which resolution (``res``, the one drawn,
+    when the map stepped down from the one asked for), from what, under which rule, and how
+    precise each coarse dataset's locations are. Names from files are escaped (``plain``)."""
+    reports = quality.load_report(con)
+    report = pd.DataFrame(reports)
     if view.filter.datasets:
         report = report[report["id"].isin(view.filter.datasets)]
     area = quality.study_area(con)
     attributions = sorted({a for a in quality.catalogue(con)["attribution"] if a})
+    boundaries = area.get("vintage") or area.get("boundaries", "")
     lines = [
-        f"**Shown:** {', '.join(shown) or 'nothing'} · resolution {view.res}"
-        + (f" · {note}" if note else ""),
-        f"**Datasets:** {', '.join(report['id'])} · rows loaded {int(report['rows_loaded'].sum()):,}, "
-        f"quarantined {int(report['rows_quarantined'].sum()):,}",
-        f"**Boundaries:** {area.get('vintage') or area.get('boundaries', '')} · {area.get('wards', 0)} wards",
+        f"**Shown:** {', '.join(plain(s) for s in shown) or 'nothing'} · resolution {res or view.res}"
+        + (f" · {plain(note)}" if note else ""),
+        f"**Datasets:** {', '.join(plain(i) for i in report['id'])} · rows loaded "
+        f"{int(report['rows_loaded'].sum()):,}, quarantined {int(report['rows_quarantined'].sum()):,}",
+        f"**Boundaries:** {plain(boundaries)} · {area.get('wards', 0)} wards",
         f"**Disclosure:** {DEFAULT_RULE.describe()}",
-        f"**Attribution:** {'; '.join(attributions) or 'none given'}",
+        f"**Attribution:** {'; '.join(plain(a) for a in attributions) or 'none given'}",
     ]
+    for r in reports:  # a warehouse loaded before location precision was reported has none
+        precision = r.get("location_precision") or {}
+        if r["id"] in set(report["id"]) and precision.get("coarse"):
+            lines.append(
+                f"**Locations of {plain(r.get('title') or r['id'])}:** {plain(precision.get('note', ''))}"
+            )
     st.caption("  \n".join(lines))

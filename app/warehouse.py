@@ -17,7 +17,7 @@ from pathlib import Path
 
 import duckdb
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: ward numbers are INTEGER (more than 32,767 areas)
 
 # Each event keeps what only it knows, and its ward by number; what every row of one file shares
 # (dataset, agency, kind, the file's path) is stored once per file in ``event_files``. That
@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS wards (
     area_km2 DOUBLE NOT NULL,
     geom_wkb BLOB NOT NULL,
     geojson VARCHAR NOT NULL,
-    ward_no SMALLINT NOT NULL UNIQUE  -- the ward's position in the loaded boundary file
+    ward_no INTEGER NOT NULL UNIQUE  -- the ward's position in the loaded boundary file
 );
 CREATE TABLE IF NOT EXISTS ward_index (data BLOB NOT NULL);  -- app.ward_index, for these wards
 CREATE TABLE IF NOT EXISTS event_files (
@@ -53,7 +53,7 @@ CREATE TABLE IF NOT EXISTS event_rows (
     weight DOUBLE NOT NULL,
     record_id VARCHAR,
     h3 UBIGINT NOT NULL,
-    ward_no SMALLINT NOT NULL,
+    ward_no INTEGER NOT NULL,
     source_row BIGINT NOT NULL
 );
 CREATE OR REPLACE VIEW events AS
@@ -100,6 +100,7 @@ def connect(
     ``duckdb.connect(path)`` would hand back the database this process already has open on
     that path, which goes on reading the file a load has since renamed away: a dashboard would
     show the old figures until it was restarted."""
+    check_warehouse_file(path)
     if read_only:
         con = duckdb.connect()
         quoted = "'" + str(path).replace("'", "''") + "'"
@@ -121,6 +122,34 @@ def session(con: duckdb.DuckDBPyConnection, read_only: bool = True) -> duckdb.Du
     return con
 
 
+class NotAWarehouse(ValueError):
+    """The path names something other than a warehouse file (a folder, a CSV, a text file)."""
+
+
+_MAGIC = (8, b"DUCK")  # where every DuckDB database file says what it is
+
+
+def check_warehouse_file(path: str | Path) -> None:
+    """Refuse, in words, a path that is not a warehouse; DuckDB would fail with an IO error or
+    take a CSV for a database of its own. A missing or empty file is a new warehouse."""
+    path = Path(path)
+    if path.is_dir():
+        raise NotAWarehouse(f"{path}: is a folder, not a warehouse file; name a .duckdb file")
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    offset, magic = _MAGIC
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(offset + len(magic))
+    except OSError as exc:
+        raise NotAWarehouse(f"{path}: cannot be read ({exc.strerror})") from exc
+    if head[offset:] != magic:
+        raise NotAWarehouse(
+            f"{path}: is not a warehouse (not a DuckDB file); name the .duckdb file that "
+            "`python -m app load` writes, or a new file name for a new warehouse"
+        )
+
+
 class OutdatedWarehouse(RuntimeError):
     """The warehouse was written in another schema; a load rebuilds it from the catalogue."""
 
@@ -131,12 +160,13 @@ def open_readonly(path: str | Path) -> duckdb.DuckDBPyConnection:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no warehouse yet; run `python -m app load` first")
+    check_warehouse_file(path)
     con = connect(path, read_only=True)
     stored = stored_schema_version(con)
     if stored != SCHEMA_VERSION:
         con.close()
         raise OutdatedWarehouse(
-            f"{path}: written in schema {stored or 'none'}, not {SCHEMA_VERSION}; "
+            f"{path}: was written in schema {stored or 'none'}, not {SCHEMA_VERSION}; "
             "run `python -m app load` (or `make run`) to rebuild it from the catalogue"
         )
     return con
@@ -155,7 +185,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create the schema; a warehouse of an older schema is emptied first (its datasets are all
     reloaded from their files, which the catalogue still names)."""
     version = stored_schema_version(con)
-    if version is not None and version != SCHEMA_VERSION:
+    if version is not None and (version != SCHEMA_VERSION or _narrow_ward_numbers(con)):
         found = con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
         views = {r[0] for r in found}
         tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
@@ -175,6 +205,15 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
                 con.execute(f"DROP TABLE {name}")
     con.execute(SCHEMA)
     con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+
+
+def _narrow_ward_numbers(con: duckdb.DuckDBPyConnection) -> bool:
+    """Ward numbers stored as SMALLINT overflow past 32,767 wards (England has 33,755 LSOAs):
+    such a warehouse is rebuilt like one of an older schema."""
+    found = con.execute(
+        "SELECT count(*) FROM duckdb_columns() WHERE column_name = 'ward_no' AND data_type = 'SMALLINT'"
+    ).fetchall()
+    return found[0][0] > 0
 
 
 @contextlib.contextmanager

@@ -22,6 +22,8 @@ code = st.selectbox(
     format_func=lambda c: profile.ward_label(c, names[c]),
     key="ward_pick",
 )
+if wanted and wanted not in codes:
+    st.warning(f"No ward has the code {ui.plain(wanted)}: showing {ui.plain(names[code])} instead.")
 st.query_params["ward"] = code
 st.title(f"Ward profile: {ui.plain(profile.ward_label(code, names[code]))}")
 
