@@ -42,6 +42,7 @@ bench: $(VENV)/.dev
 	$(PY) bench/query.py
 	$(PY) bench/hotspots.py
 	$(PY) bench/dashboard.py
+	$(PY) bench/forecast.py
 
 clean:
 	rm -rf data/demo $(DB) $(DB).lock test-artifacts

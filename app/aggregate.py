@@ -350,3 +350,33 @@ def time_series(
         params,
     ).df()
     return apply(frame, rule)
+
+
+def cell_month_counts(con: duckdb.DuckDBPyConnection, f: Filter, res: int) -> pd.DataFrame:
+    """Exact counts per cell at ``res``, calendar month, dataset and agency, with the cell key
+    of each group (for releasing protected figures); for use inside the engine only (forecasts
+    train on these, after ``Rule.release`` for protected datasets)."""
+    res = check_hex_res(res)
+    sql, params = where(validate(con, f))
+    return con.execute(
+        f"""
+        SELECT {parent_sql("e.h3", res)} AS h3, date_trunc('month', e.ts)::DATE AS month, e.dataset,
+               e.agency, count(*) AS count, {CELL_KEY_SQL} AS cell_key
+        FROM events e WHERE {sql} GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+        """,
+        params,
+    ).df()
+
+
+def ward_month_counts(con: duckdb.DuckDBPyConnection, f: Filter) -> pd.DataFrame:
+    """Exact counts per ward, calendar month, dataset and agency, with each group's cell key;
+    for use inside the engine only (see ``cell_month_counts``)."""
+    sql, params = where(validate(con, f))
+    return con.execute(
+        f"""
+        SELECT e.ward_code, date_trunc('month', e.ts)::DATE AS month, e.dataset, e.agency,
+               count(*) AS count, {CELL_KEY_SQL} AS cell_key
+        FROM events e WHERE {sql} AND e.ward_code IS NOT NULL GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+        """,
+        params,
+    ).df()

@@ -133,6 +133,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if problem := _unwritable(Path(args.out)):
         return _fail(problem)
+    if args.what == "forecast":
+        from app.forecast_cli import export_forecast
+
+        return export_forecast(args)
     try:
         f = Filter(
             datasets=tuple(args.dataset or ()),
@@ -174,9 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="reload every dataset even if unchanged")
     p.set_defaults(func=cmd_load)
 
-    p = sub.add_parser("export", help="export hex, ward, hotspot or emerging-hotspot tables")
-    p.add_argument("what", choices=["hexes", "wards", "hotspots", "emerging"])
+    p = sub.add_parser("export", help="export hex, ward, hotspot, emerging-hotspot or forecast tables")
+    p.add_argument("what", choices=["hexes", "wards", "hotspots", "emerging", "forecast"])
     p.add_argument("--res", type=int, default=8, help="H3 resolution, 5 to 11 (not used for wards)")
+    p.add_argument("--wards", action="store_true", help="forecast: every ward instead of every cell")
+    p.add_argument("--months", type=int, default=60, help="forecast: monthly origins of the backtest")
     p.add_argument("--dataset", action="append", help="dataset id (repeat for several; default all)")
     p.add_argument("--category", action="append", help="category (repeat for several; default all)")
     p.add_argument("--from", dest="date_from", type=_date, help="first day, YYYY-MM-DD")
@@ -193,6 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--events", type=int, default=1_000_000, help="about how many records")
     p.add_argument("--seed", type=int, default=2026, help="random seed")
     p.set_defaults(func=cmd_demo)
+
+    from app.forecast_cli import add_parsers
+
+    add_parsers(sub)
     return parser
 
 
