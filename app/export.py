@@ -108,7 +108,7 @@ def build(
     f = validate(con, f)
     warnings: list[str] = []
     if kind == "hexes":
-        frame = hex_aggregate(con, f, check_hex_res(res), rule)[HEX_COLUMNS]
+        frame = _whole_numbers(hex_aggregate(con, f, check_hex_res(res), rule)[HEX_COLUMNS], ("count",))
         geometry = "hex"
     elif kind == "wards":
         frame = _whole_numbers(ward_aggregate(con, f, rule)[WARD_COLUMNS], WARD_COUNTS)

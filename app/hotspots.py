@@ -129,13 +129,18 @@ HOTSPOT_COLUMNS = [
 
 
 def ranked_hotspots(
-    spots: pd.DataFrame, classes: pd.DataFrame, trend: pd.DataFrame, rule: Rule = DEFAULT_RULE
+    spots: pd.DataFrame,
+    classes: pd.DataFrame,
+    trend: pd.DataFrame,
+    rule: Rule = DEFAULT_RULE,
+    also: set[str] | None = None,
 ) -> pd.DataFrame:
-    """The significant hotspots (95 % or more) of ``hex_hotspots``, strongest first, with what a
-    service manager asks of each: its released count as shown ("<5" when suppressed), the
-    agencies whose demand is hot there, the interventions concentrated there and their class
-    (``overlap.cell_classes``), and its pattern over time (``emerging.emerging_hotspots``)."""
-    hot = spots[spots["bin"] >= 2]
+    """The significant hotspots (95 % or more) of ``hex_hotspots``, and any cells named in
+    ``also``, strongest first, with what a service manager asks of each: its released count as
+    shown ("<5" when suppressed), the agencies whose demand is hot there, the interventions
+    concentrated there and their class (``overlap.cell_classes``), and its pattern over time
+    (``emerging.emerging_hotspots``)."""
+    hot = spots[(spots["bin"] >= 2) | spots["h3_cell"].isin(also or set())]
     ranked = (
         hot.merge(
             classes[["h3_cell", "class", "hot_demand_agencies", "intervention_agencies"]],

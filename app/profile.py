@@ -60,8 +60,12 @@ def ward_label(code: str, name: object) -> str:
 
 
 def change_text(head: dict) -> str:
-    """The change on the previous period as a figure, or "n/a" where there is none."""
-    return f"{head['change_pct']:+.0f} %" if pd.notna(head["change_pct"]) else "n/a"
+    """The change on the previous period as a figure, or "n/a" where there is none; a change
+    that rounds to nothing reads "0 %", not "-0 %"."""
+    if pd.isna(head["change_pct"]):
+        return "n/a"
+    change = round(float(head["change_pct"]))
+    return "0 %" if change == 0 else f"{change:+,d} %"
 
 
 NO_PREVIOUS = "no previous period: "
@@ -96,15 +100,30 @@ def hotspots_in_ward(
     ward_geojson: str,
     rule: Rule = DEFAULT_RULE,
 ) -> tuple[pd.DataFrame, dict[str, int]]:
-    """The ward's ranked hotspots (cells whose centre lies in the ward) and how many of its
-    cells fall in each intervention class but "none", for the profile's coverage line."""
+    """The ward's hotspots (cells whose centre lies in the ward) and how many of them fall in
+    each intervention class, for the profile's coverage line.
+
+    A hotspot here is a cell where the selected records together are significantly
+    concentrated, or where some agency's own demand is (``overlap.cell_classes``): the table,
+    the agencies whose demand is hot and the coverage line all speak of the same cells, so the
+    page never says "no hotspot" above "unserved hotspot: 5"."""
     ward = shapely.from_geojson(ward_geojson)
     inside = shapely.contains_xy(ward, spots["cell_lng"].to_numpy(), spots["cell_lat"].to_numpy())
     cells = set(spots.loc[inside, "h3_cell"])
-    table = ranked_hotspots(spots[inside], classes, trend, rule)
-    in_ward = classes[classes["h3_cell"].isin(cells)]
-    coverage = in_ward["class"].value_counts().drop("none", errors="ignore")
+    agency_hot = cells & set(classes.loc[classes["demand_hot"].astype(bool), "h3_cell"])
+    table = ranked_hotspots(spots[inside], classes, trend, rule, also=agency_hot)
+    in_table = classes[classes["h3_cell"].isin(set(table["h3_cell"]))]
+    coverage = in_table["class"].value_counts().drop("none", errors="ignore")
     return table, {str(k): int(v) for k, v in coverage.items()}
+
+
+def patterns_in_ward(trend: pd.DataFrame, ward_geojson: str) -> dict[str, int]:
+    """How many cells whose centre lies in the ward show each emerging pattern (``no pattern``
+    left out), most first: the emerging hotspots a councillor asks about."""
+    ward = shapely.from_geojson(ward_geojson)
+    inside = shapely.contains_xy(ward, trend["cell_lng"].to_numpy(), trend["cell_lat"].to_numpy())
+    counts = trend.loc[inside, "pattern"].value_counts().drop("no pattern", errors="ignore")
+    return {str(k): int(v) for k, v in counts.items()}
 
 
 @dataclass(frozen=True)

@@ -73,14 +73,16 @@ def quarantine_by_reason(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 def quarantine_sample(
     con: duckdb.DuckDBPyConnection, dataset: str, reason: str | None = None, limit: int = 20
 ) -> pd.DataFrame:
-    """A few quarantined rows with file, row and column, for an analyst to show the owner."""
+    """A few quarantined rows with file, row and column, for an analyst to show the owner. The
+    file is named, not its path on the server."""
     sharing = con.execute("SELECT sharing FROM datasets WHERE id = ?", [dataset]).fetchall()[0]
     if sharing is None:
         raise KeyError(f"no dataset '{dataset}' in the warehouse")
     raw = "raw" if sharing[0] != "restricted" else "'(withheld: restricted dataset)'"
     return con.execute(
         f"""
-        SELECT source_file AS file, source_row AS row, reason, column_name AS column, {raw} AS raw
+        SELECT regexp_extract(source_file, '[^/\\\\]+$') AS file, source_row AS row, reason,
+               column_name AS column, {raw} AS raw
         FROM quarantine
         WHERE dataset = $dataset AND ($reason IS NULL OR reason = $reason)
         ORDER BY source_file, source_row

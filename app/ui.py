@@ -15,7 +15,7 @@ import streamlit as st
 from app import quality
 from app.db import version, warehouse_path
 from app.disclosure import DEFAULT_RULE
-from app.filters import Filter, categories_in, data_period
+from app.filters import Filter, categories_in, category_scope, data_period, dataset_categories
 from app.warehouse import NotAWarehouse, OutdatedWarehouse, open_readonly, session
 
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
@@ -89,6 +89,12 @@ def catalogue_frame(stamp: tuple[int, int]) -> pd.DataFrame:
 @st.cache_data(ttl=600)
 def categories_of(stamp: tuple[int, int], datasets: tuple[str, ...]) -> list[str]:
     return categories_in(warehouse(), datasets)
+
+
+@st.cache_data(ttl=600)
+def category_scope_of(stamp: tuple[int, int], categories: tuple[str, ...]) -> tuple[str, ...]:
+    """The datasets a category choice narrows (the others are shown whole)."""
+    return category_scope(dataset_categories(warehouse()), categories)
 
 
 @st.cache_data(ttl=600)
@@ -185,6 +191,16 @@ def sidebar() -> View:
         options = categories_of(version_now, chosen)
         st.session_state["f_categories"] = [c for c in st.session_state["f_categories"] if c in options]
         categories = st.multiselect("Categories", options, key="f_categories", placeholder="All categories")
+        if categories:
+            narrowed = [
+                label.get(d, d) for d in category_scope_of(version_now, tuple(categories)) if d in chosen
+            ]
+            kept = [label.get(d, d) for d in chosen if label.get(d, d) not in narrowed]
+            st.caption(
+                plain(f"The categories narrow {', '.join(narrowed) or 'no dataset'}")
+                + (plain(f"; shown whole, as they hold none of them: {', '.join(kept)}") if kept else "")
+                + "."
+            )
         period = st.date_input("Period", key="f_period", min_value=first, max_value=last, format="YYYY-MM-DD")
         weekdays = st.multiselect("Days of the week", WEEKDAYS, key="f_weekdays", placeholder="Every day")
         hours = st.slider("Hours of the day", 0, 23, key="f_hours")
@@ -338,10 +354,12 @@ def hotspot_table(table: pd.DataFrame, key: str) -> None:
 
 def legend(title: str, items) -> None:
     """A map layer's colour key. Its labels can be names from files (agencies, datasets), so
-    they are escaped: shown as the text they are, never as markup."""
+    they are escaped: shown as the text they are, never as markup. The key is one block of
+    HTML, inside which Markdown is not read, so HTML's escaping is the one that applies (a
+    Markdown escape would show its backslashes)."""
 
-    def text(value: object) -> str:  # HTML's characters as entities, then Markdown's escaped
-        return plain(html.escape(str(value), quote=True))
+    def text(value: object) -> str:
+        return html.escape(str(value), quote=True)
 
     rows = "".join(
         f'<div style="display:flex;align-items:center;gap:6px;margin:2px 0">'

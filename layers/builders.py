@@ -45,6 +45,7 @@ CHANGE = {
 NO_PREVIOUS = LegendItem("No previous period", (150, 150, 150))
 NO_CHANGE_FIGURE = LegendItem("No figure (previous count zero or under 5)", (185, 185, 185))
 NO_RATE = LegendItem("No figure (population unknown or count under 5)", (185, 185, 185))
+SUPPRESSED_WARD = LegendItem("Fewer than 5, zero included (suppressed)", (245, 235, 220))
 PATTERN_COLORS = {
     "new hot spot": (255, 255, 153),
     "consecutive hot spot": (254, 196, 79),
@@ -144,7 +145,11 @@ def ward_choropleth(frame: pd.DataFrame, metric: str = "count", threshold: int =
         colors, legend = classes_with_gaps(frame["rate_per_1000"], rate_known(frame), PURPLES, NO_RATE)
         title = "Rate per 1,000 residents"
     else:
-        colors, legend = sequential(frame["count"], PURPLES)
+        # A suppressed ward has a colour of its own: in the lowest class it would read as 5.
+        shown = ~frame.get("suppressed", pd.Series(False, index=frame.index)).fillna(False).astype(bool)
+        colors, legend = classes_with_gaps(
+            frame["count"], shown.to_numpy(), PURPLES, SUPPRESSED_WARD, "{:,.0f}"
+        )
         title = "Records per ward"
     features = [
         {

@@ -397,9 +397,13 @@ def test_ranked_hotspots_and_each_wards_share_of_them(full_con, full_demo):
         seen += table["h3_cell"].tolist()
         assert table["z"].is_monotonic_decreasing
         assert "none" not in coverage and all(n > 0 for n in coverage.values())
+        # The coverage line counts the table's own cells: never "no hotspot" above "unserved: 5".
+        assert sum(coverage.values()) == (table["intervention status"].fillna("none") != "none").sum()
     assert len(seen) == len(set(seen))  # no hotspot in two wards
     outside = set(ranked["h3_cell"]) - set(seen)
     assert len(outside) <= 0.05 * len(ranked)  # only cells whose centre lies beyond the boundary
+    agency_hot = set(classes.loc[classes["demand_hot"], "h3_cell"])  # an agency's own hotspots too
+    assert len(agency_hot - set(seen)) <= 0.05 * len(agency_hot)
 
 
 def test_ward_profile_downloads_carry_released_figures_only(full_con):

@@ -34,6 +34,7 @@ def test_quarantine_sample_follows_the_pickers(app):
     sample = at.dataframe[-1].value
     assert len(sample) > 0 and set(sample["reason"]) == {"bad_time"}
     assert sample["raw"].str.contains("31/02/2024").all()
+    assert not sample["file"].str.contains("/").any()  # the file's name, not the server's path
 
 
 def test_restricted_rows_are_withheld(app):

@@ -121,6 +121,8 @@ def test_suppressed_counts_are_unlisted_hexes_and_read_as_less_than_five_in_ward
     at = app("screens/map.py", layers="wards", ds="early_help", hr="3,3")
     tips = [f["properties"]["tip"] for f in deck(at)["layers"][0]["data"]["features"]]
     assert any("<5" in t for t in tips)  # plain text: the "<" is shown as it is
+    # ... and drawn in a colour of its own, named in the legend, not in the lowest class.
+    assert any("Fewer than 5, zero included" in m.value for m in at.markdown)
 
 
 def test_ward_profile(app, small_demo_db):

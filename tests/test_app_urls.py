@@ -130,3 +130,14 @@ def test_unknown_layers_metrics_and_wards_in_a_link_are_named(small_demo_db, mon
     at.run()
     assert not at.exception
     assert any("E0NOTAWARD" in w.value for w in at.warning)
+
+
+def test_a_category_choice_says_which_datasets_it_narrows(small_demo_db, monkeypatch):
+    monkeypatch.setenv("COMMON_GROUND_DB", str(small_demo_db[0]))
+    at = AppTest.from_file(APP, default_timeout=120).switch_page("screens/hotspots.py")
+    at.query_params["cat"] = "Fire"
+    at.run()
+    assert not at.exception
+    note = next(c.value for c in at.sidebar.caption if "narrow" in c.value)
+    narrowed, whole = note.split("shown whole")
+    assert "Fire and rescue incidents" in narrowed and "Home fire\\-safety visits" in whole

@@ -213,4 +213,11 @@ def test_the_legend_shows_names_as_text():
     assert not at.exception
     shown = at.markdown[0].value
     assert "<b>x</b>" not in shown and "&lt;b&gt;x&lt;/b&gt;" in shown
-    assert "**Bold**" not in shown and "](http" not in shown
+    # One HTML block: Markdown inside it is not read, so no Markdown escape may show as "\*".
+    assert shown.startswith("<div") and "\n\n" not in shown and "\\" not in shown
+
+
+def test_the_legend_shows_its_labels_without_escape_marks():
+    at = AppTest.from_function(_legend_page, args=("Gi* hot and cold spots (FDR)", "Multi-agency")).run()
+    shown = at.markdown[0].value
+    assert "Gi* hot and cold spots (FDR)" in shown and "Multi-agency" in shown

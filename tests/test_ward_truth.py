@@ -381,3 +381,10 @@ def test_ward_page_without_names_or_populations(bare_boundaries, monkeypatch):
     picker = at.selectbox(key="ward_pick")
     assert picker.format_func("E05900002") == "E05900002"
     assert [m.label for m in at.metric] == ["Demand records", "Change on the previous period"]
+
+
+def test_a_change_that_rounds_to_nothing_reads_zero_not_minus_zero():
+    assert profile.change_text({"change_pct": -0.22}) == "0 %"
+    assert profile.change_text({"change_pct": 1234.4}) == "+1,234 %"
+    assert profile.change_text({"change_pct": -7.6}) == "-8 %"
+    assert profile.change_text({"change_pct": float("nan")}) == "n/a"

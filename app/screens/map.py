@@ -24,11 +24,11 @@ METRICS = {
 names = list(layers.REGISTRY)
 asked = [n for n in (st.query_params.get("layers") or "wards,outlines").split(",") if n]
 wanted = [n for n in asked if n in names]
-unknown = [n for n in asked if n not in names]
+unknown = [f"layer {n}" for n in asked if n not in names]
 if st.query_params.get("metric", "count") not in METRICS:
     unknown.append(f"ward figure {st.query_params['metric']}")
 if unknown:
-    st.warning(f"Left out of this link, as the map has no such layer: {ui.plain(', '.join(unknown))}")
+    st.warning(f"Left out of this link, as the map has no such {ui.plain(' or '.join(unknown))}")
 left, right = st.columns([3, 1])
 with right:
     chosen = st.multiselect(

@@ -47,7 +47,7 @@ if head["rates"]:
     c2.metric(
         f"{measure} per 1,000 residents",
         f"{rate:,.1f}" if rate == rate else "n/a",
-        delta=f"{rate - city:+.1f} against the city" if city and rate == rate else None,
+        delta=f"{rate - city:+,.1f} against the city" if city and rate == rate else None,
         delta_color="off",
         help=None if rate == rate else "The boundary file gives no population for this ward.",
     )
@@ -84,7 +84,16 @@ if len(table):
     if note := views.coverage_note(version, f):
         st.warning(note)
 else:
-    st.info("No significant hotspot (95 %) of the selected records lies in this ward.")
+    st.info(
+        "No hotspot lies in this ward: neither the selected records together nor any agency's own "
+        "demand is significantly concentrated (95 %) here."
+    )
+patterns = profile.patterns_in_ward(
+    views.emerging_cells(version, f, view.res, view.k), shapes.set_index("ward_code").loc[code, "geojson"]
+)
+if patterns:
+    listed = "; ".join(f"{name}: {n} {'cell' if n == 1 else 'cells'}" for name, n in patterns.items())
+    st.markdown(f"**Patterns over time here:** {ui.plain(listed)}")
 agencies = (
     views.ward_agencies(version, f, view.res, view.k).set_index("ward_code").loc[code, "hot_demand_agencies"]
 )
