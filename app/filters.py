@@ -212,12 +212,19 @@ def datasets_in(con: duckdb.DuckDBPyConnection, f: Filter) -> pd.DataFrame:
 
 def span_sql(alias: str) -> tuple[str, str]:
     """SQL for the first and last time of a dataset's records, from its stored load report
-    (``alias``: the datasets table's)."""
+    (``alias``: the datasets table's), as released: a partners' or restricted dataset's span is
+    given in whole months (the first and last record's own times would each tell that a record
+    exists at that moment)."""
     first, last = (
         f"CAST(json_extract_string({alias}.report_json, '$.{k}') AS TIMESTAMP)"
         for k in ("time_min", "time_max")
     )
-    return first, last
+    protected = f"{alias}.sharing IN ({', '.join(repr(p) for p in PROTECTED)})"
+    month_end = f"date_trunc('month', {last}) + INTERVAL 1 MONTH - INTERVAL 1 SECOND"
+    return (
+        f"CASE WHEN {protected} THEN date_trunc('month', {first}) ELSE {first} END",
+        f"CASE WHEN {protected} THEN {month_end} ELSE {last} END",
+    )
 
 
 def sharing_level(con: duckdb.DuckDBPyConnection, f: Filter) -> str:
@@ -343,6 +350,16 @@ def _too_short(spans: pd.DataFrame, first: dt.date, last: dt.date) -> str:
     )
 
 
+def _edge(spans: pd.DataFrame, short: pd.DataFrame, month, verb: str, beyond: str) -> str:
+    """Who begins (or ends) where a comparison cannot reach, in words: "the data begins in Jan
+    2023", or "Street crime and Fire begin in Oct 2018 or later"."""
+    whole = len(spans) == 1 or len(short) == len(spans)
+    who = "the data" if whole else _titles(short)
+    if len(short) == 1 or whole:
+        return f"{who} {verb}s in {month:%b %Y}"
+    return f"{who} {verb} in {month:%b %Y} {beyond}"
+
+
 def compare_within(
     spans: pd.DataFrame, current: tuple[dt.date, dt.date], previous: tuple[dt.date, dt.date]
 ) -> Comparison:
@@ -353,21 +370,9 @@ def compare_within(
         return Comparison(current, previous, f"{period_words(*current)} against {period_words(*previous)}")
     reasons = []
     if len(late):
-        begins = late["first"].max()
-        who = "the data" if len(spans) == 1 or len(late) == len(spans) else _titles(late)
-        reasons.append(
-            f"{who} begins in {begins:%b %Y}"
-            if len(late) == 1 or who == "the data"
-            else (f"{who} begin in {begins:%b %Y} or later")
-        )
+        reasons.append(_edge(spans, late, late["first"].max(), "begin", "or later"))
     if len(early):
-        ends = early["last"].min()
-        who = "the data" if len(spans) == 1 or len(early) == len(spans) else _titles(early)
-        reasons.append(
-            f"{who} ends in {ends:%b %Y}"
-            if len(early) == 1 or who == "the data"
-            else (f"{who} end in {ends:%b %Y} or earlier")
-        )
+        reasons.append(_edge(spans, early, early["last"].min(), "end", "or earlier"))
     compared = f"{period_words(*current)} would be compared with {period_words(*previous)}"
     return Comparison(None, None, f"no previous period: {' and '.join(reasons)}, and {compared}")
 

@@ -28,8 +28,22 @@ def catalogue(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 
 def load_report(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    """Each dataset's load report as the dashboard and exports show it: a partners' or
+    restricted dataset's first and last times in whole months (as ``filters.span_sql``)."""
     rows = con.execute("SELECT report_json FROM datasets ORDER BY kind, agency, id").fetchall()
-    return [json.loads(r[0]) for r in rows]
+    return [_released_span(json.loads(r[0])) for r in rows]
+
+
+def _released_span(report: dict) -> dict:
+    if report.get("sharing") not in ("partners", "restricted") or not report.get("time_min"):
+        return report
+    first = pd.Timestamp(report["time_min"]).to_period("M")
+    last = pd.Timestamp(report["time_max"]).to_period("M")
+    return {
+        **report,
+        "time_min": first.start_time.isoformat(),
+        "time_max": last.end_time.floor("s").isoformat(),
+    }
 
 
 def report_table(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -149,19 +163,26 @@ def study_area(con: duckdb.DuckDBPyConnection) -> dict:
     return json.loads(row[0]) if row else {}
 
 
-def dataset_agencies(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
-    """The agencies each dataset's records name, most records first. A file that holds several
-    agencies (``agency_column``) has one catalogue agency, but its rows say whose they are."""
+def dataset_agencies(con: duckdb.DuckDBPyConnection, threshold: int = 5) -> dict[str, list[str]]:
+    """The agencies each dataset's records name: most records first for an open dataset; for a
+    partners' or restricted one, only those with at least ``threshold`` records, in alphabetical
+    order, so that the list tells neither that an agency has one to four records nor how the
+    agencies rank. A file that holds several agencies (``agency_column``) has one catalogue
+    agency, but its rows say whose they are."""
     rows = con.execute(
         """
-        SELECT f.dataset, coalesce(r.agency, f.agency) AS agency, count(*) AS n
-        FROM event_rows r JOIN event_files f USING (file_no)
-        GROUP BY ALL ORDER BY f.dataset, n DESC, agency
+        SELECT f.dataset, coalesce(r.agency, f.agency) AS agency, count(*) AS n, any_value(d.sharing)
+        FROM event_rows r JOIN event_files f USING (file_no) JOIN datasets d ON d.id = f.dataset
+        GROUP BY 1, 2 ORDER BY f.dataset, n DESC, agency
         """
     ).fetchall()
     found: dict[str, list[str]] = {}
-    for dataset, agency, _ in rows:
-        found.setdefault(dataset, []).append(agency)
+    for dataset, agency, n, sharing in rows:
+        if sharing in ("partners", "restricted"):
+            if n >= threshold:
+                found[dataset] = sorted([*found.get(dataset, []), agency])
+        else:
+            found.setdefault(dataset, []).append(agency)
     return found
 
 

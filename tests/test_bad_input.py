@@ -189,6 +189,26 @@ def test_dataset_agencies_come_from_the_rows(odd_names_db):
     assert found == {"nyc_311": ["NYPD", "DSNY", "HPD", "DOT", "DEP"], "odd": [HOSTILE]}
 
 
+def test_a_partners_file_names_only_agencies_with_released_counts(tmp_path):
+    """For a partners' file, an agency with one to four records is not named (it would show
+    that it has some), and the names are not ranked by their counts."""
+    from app import quality
+    from app.warehouse import open_readonly
+
+    path = _boundaries(tmp_path / "wards.geojson", [("A", 0.0, 0.0, 0.01, 100), ("B", 0.01, 0.0, 0.01, 100)])
+    agencies = ["NYPD"] * 5 + ["DSNY"] * 6 + ["HPD"] * 3 + ["DEP"]
+    rows = [
+        (0.005, 0.001 + 0.001 * (i % 15), f"2025-01-{1 + i % 28:02d}", "noise", a)
+        for i, a in enumerate(agencies)
+    ]
+    shared = _dataset("p311", "NYC 311", 'agency_column = "agency"').replace(
+        'sharing = "open"', 'sharing = "partners"'
+    )
+    load(_city(tmp_path, path, rows, shared), tmp_path / "w.duckdb")
+    with open_readonly(tmp_path / "w.duckdb") as con:
+        assert quality.dataset_agencies(con) == {"p311": ["DSNY", "NYPD"]}
+
+
 def test_the_sidebar_labels_a_many_agency_file_with_its_agencies_as_text(odd_names_db, monkeypatch):
     monkeypatch.setenv("COMMON_GROUND_DB", str(odd_names_db))
     at = AppTest.from_file(APP, default_timeout=120)

@@ -219,3 +219,22 @@ def test_what_a_filter_selects_does_not_depend_on_records(con):
     for row in series.itertuples():
         seen[row.dataset].add(row.period)
     assert seen["early_help"] == seen["council_env"]
+
+
+def test_a_protected_datasets_span_is_released_in_whole_months(con):
+    """The first and last record's own times would each tell that a partner's record exists at
+    that moment: the period a protected dataset covers is released in whole months, everywhere
+    it is read (the filter's period, trends' coverage, load reports in exports and pages)."""
+    from app import quality
+    from app.filters import datasets_in
+
+    spans = datasets_in(con, Filter()).set_index("id")
+    reports = {r["id"]: r for r in quality.load_report(con)}
+    for dataset in protected_datasets(con):
+        first, last = spans.loc[dataset, "time_min"], spans.loc[dataset, "time_max"]
+        assert first == first.to_period("M").start_time
+        assert last == last.to_period("M").end_time.floor("s")
+        assert pd.Timestamp(reports[dataset]["time_min"]) == first
+        assert pd.Timestamp(reports[dataset]["time_max"]) == last
+    exact = con.execute("SELECT min(ts) FROM events WHERE dataset = 'council_env'").fetchone()[0]
+    assert spans.loc["council_env", "time_min"] == exact  # open datasets are shown as they are
