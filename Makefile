@@ -8,10 +8,11 @@ DB     ?= data/warehouse.duckdb
 
 .PHONY: run test lint bench demo load clean
 
-$(VENV)/.runtime: requirements.txt
+$(VENV)/.runtime: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
@@ -28,7 +29,7 @@ load: $(VENV)/.runtime data/demo/planted.json
 	$(PY) -m app load --catalog $(CATALOG) --db $(DB)
 
 run: load
-	COMMON_GROUND_DB=$(DB) COMMON_GROUND_CATALOG=$(CATALOG) $(PY) -m streamlit run app/streamlit_app.py \
+	COMMON_GROUND_DB=$(DB) COMMON_GROUND_CATALOG=$(CATALOG) $(PY) -m streamlit run app/dashboard/streamlit_app.py \
 		--server.port $(PORT) --server.headless true --browser.gatherUsageStats false
 
 test: $(VENV)/.dev data/demo/planted.json

@@ -36,7 +36,7 @@ def main() -> None:
     from app.filters import Filter
     from app.warehouse import connect
 
-    app = str(REPO / "app" / "streamlit_app.py")
+    app = str(REPO / "app" / "dashboard" / "streamlit_app.py")
     t = time.perf_counter()
     at = AppTest.from_file(app, default_timeout=120)
     at.query_params["layers"] = "wards,density,outlines"

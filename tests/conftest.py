@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
 REALDATA = REPO.parent / "shared" / "realdata"
 CATALOGS = REPO / "tests" / "catalogs"

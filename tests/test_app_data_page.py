@@ -6,14 +6,14 @@ import pytest
 from conftest import REPO
 from streamlit.testing.v1 import AppTest
 
-APP = str(REPO / "app" / "streamlit_app.py")
+APP = str(REPO / "app" / "dashboard" / "streamlit_app.py")
 
 
 @pytest.fixture
 def app(small_demo_db, monkeypatch):
     db, report = small_demo_db
     monkeypatch.setenv("COMMON_GROUND_DB", str(db))
-    return AppTest.from_file(APP, default_timeout=60).switch_page("screens/data.py").run(), report
+    return AppTest.from_file(APP, default_timeout=60).switch_page("pages/data.py").run(), report
 
 
 def test_catalogue_and_load_report_are_shown(app):
@@ -47,7 +47,7 @@ def test_restricted_rows_are_withheld(app):
 
 def test_missing_warehouse_says_what_to_do(monkeypatch, tmp_path):
     monkeypatch.setenv("COMMON_GROUND_DB", str(tmp_path / "none.duckdb"))
-    for page in ("screens/map.py", "screens/data.py", "screens/ward.py", "screens/hotspots.py"):
+    for page in ("pages/map.py", "pages/data.py", "pages/ward.py", "pages/hotspots.py"):
         at = AppTest.from_file(APP, default_timeout=60).switch_page(page).run()
         assert not at.exception
         assert "make run" in at.error[0].value
@@ -79,7 +79,7 @@ def make_run(small_demo, small_demo_db, tmp_path, monkeypatch):
 
 
 def upload_and_map(filename: str, data: bytes) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120).switch_page("screens/data.py").run()
+    at = AppTest.from_file(APP, default_timeout=120).switch_page("pages/data.py").run()
     at.file_uploader(key="up_file").upload(filename, data).run()
     at.text_input(key="up_id").set_value("street_art")
     at.text_input(key="up_title").set_value('Graffiti \U0001f3a8 "tags"')
@@ -123,7 +123,7 @@ def test_an_uploaded_entry_the_load_skips_is_named_on_the_page(
     (tmp_path / "warehouse.duckdb.uploads.toml").write_text('[[datasets]\nid = "broken', encoding="utf-8")
     monkeypatch.setenv("COMMON_GROUND_DB", str(db))
     monkeypatch.setenv("COMMON_GROUND_CATALOG", str(small_demo / "catalog.toml"))
-    at = AppTest.from_file(APP, default_timeout=60).switch_page("screens/data.py").run()
+    at = AppTest.from_file(APP, default_timeout=60).switch_page("pages/data.py").run()
     assert not at.exception
     warnings = [w.value for w in at.warning]
     assert any("Not loaded" in w and "uploads" in w for w in warnings), warnings

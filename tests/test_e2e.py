@@ -53,7 +53,7 @@ def server(small_demo_db):
             "-m",
             "streamlit",
             "run",
-            str(REPO / "app" / "streamlit_app.py"),
+            str(REPO / "app" / "dashboard" / "streamlit_app.py"),
             "--server.port",
             str(port),
             "--server.address",

@@ -6,11 +6,12 @@ import pydeck as pdk
 import streamlit as st
 
 import layers
-from app import quality, ui, views
-from app.ui import plain
+from app import quality
+from app.dashboard import cached, ui
+from app.dashboard.ui import plain
 from layers.view import fit_view
 
-view = ui.sidebar()
+view = ui.current_view()
 con = ui.warehouse()
 version = ui.db_version()
 f = view.filter
@@ -38,7 +39,7 @@ with right:
     metric = metric if metric in METRICS else "count"
     if "wards" in chosen:  # the figure only colours the ward layer: asked only when it is drawn
         # A rate needs populations: a boundary file without them would paint every ward 0.
-        with_population = bool(views.wards(version, f)["population"].gt(0).any())
+        with_population = bool(cached.wards(version, f)["population"].gt(0).any())
         metrics = {m: t for m, t in METRICS.items() if m != "rate_per_1000" or with_population}
         if metric not in metrics:
             st.caption("Rate per 1,000 residents is not offered: the ward boundaries carry no populations.")
@@ -47,15 +48,15 @@ with right:
 st.query_params["layers"] = ",".join(chosen)
 st.query_params["metric"] = metric
 
-res, res_note = views.map_res(version, f, view.res)
+res, res_note = cached.map_res(version, f, view.res)
 needs = {
-    "wards": lambda: views.wards(version, f),
-    "hexes": lambda: views.hexes(version, f, res),
-    "hotspots": lambda: views.hotspot_cells(version, f, res, view.k)[0],
-    "emerging": lambda: views.emerging_cells(version, f, res, view.k),
-    "classes": lambda: views.classes(version, f, res, view.k),
-    "intervention_hexes": lambda: views.hexes(version, f.with_(kinds=("intervention",)), res),
-    "ward_shapes": lambda: views.ward_shapes(version),
+    "wards": lambda: cached.wards(version, f),
+    "hexes": lambda: cached.hexes(version, f, res),
+    "hotspots": lambda: cached.hotspot_cells(version, f, res, view.k)[0],
+    "emerging": lambda: cached.emerging_cells(version, f, res, view.k),
+    "classes": lambda: cached.classes(version, f, res, view.k),
+    "intervention_hexes": lambda: cached.hexes(version, f.with_(kinds=("intervention",)), res),
+    "ward_shapes": lambda: cached.ward_shapes(version),
 }
 built = []
 with st.spinner("Drawing"):
@@ -85,9 +86,9 @@ with right:
         ui.legend(b.title, b.legend)
         if b.note:
             st.caption(plain(b.note))
-    warning = views.hotspot_cells(version, f, res, view.k)[1] if "hotspots" in chosen else None
-    coverage = views.coverage_note(version, f)  # any layer can combine datasets of different spans
-    coarse = views.precision_warnings(quality.load_report(con), views.selected_ids(version, f), res)
+    warning = cached.hotspot_cells(version, f, res, view.k)[1] if "hotspots" in chosen else None
+    coverage = cached.coverage_note(version, f)  # any layer can combine datasets of different spans
+    coarse = cached.precision_warnings(quality.load_report(con), cached.selected_ids(version, f), res)
     for message in (warning, coverage, *coarse):
         if message:
             st.warning(plain(message))
@@ -108,10 +109,10 @@ if ward_pick:
     # The profile opens with the same filter, so carry the whole URL along with the ward.
     code = ward_pick.get("properties", ward_pick).get("ward_code")
     carried = {k: v for k, v in st.query_params.to_dict().items() if k not in ("layers", "metric")}
-    st.switch_page("screens/ward.py", query_params={**carried, "ward": code})
+    st.switch_page("pages/ward.py", query_params={**carried, "ward": code})
 if hex_pick:
     cell = hex_pick["h3_cell"]
     st.subheader(f"Cell {cell}")
-    from app.cell_detail import cell_detail
+    from app.dashboard.cell_detail import cell_detail
 
     cell_detail(version, f, cell, res, view.k)

@@ -123,15 +123,16 @@ def _init(key: str, value) -> None:
         st.session_state[key] = value
 
 
+_VIEW_KEY = "_shared_view"
 _FILTER_KEYS = ("f_kinds", "f_datasets", "f_categories", "f_period", "f_weekdays", "f_hours", "f_res")
 
 
 def sidebar() -> View:
     """The shared filter. Its whole state is written to the URL, so a copied link reopens
     the same view for someone else."""
-    # Each page draws the sidebar, and Streamlit takes a widget on another page for a new one:
-    # it would show its default (resolution 5, say) while the filter held the old value. Writing
-    # the values back before the widgets are drawn keeps the filter as the user left it.
+    # Streamlit forgets a widget's value when a run does not draw it (a page that stops early,
+    # say). Writing the values back before the widgets are drawn keeps the filter as the user
+    # left it.
     for key in _FILTER_KEYS:
         if key in st.session_state:
             st.session_state[key] = st.session_state[key]
@@ -224,7 +225,9 @@ def sidebar() -> View:
         hours=tuple(range(hours[0], hours[1] + 1)) if tuple(hours) != (0, 23) else (),
     )
     _write_url(datasets, kinds, categories, f, res, hours)
-    return View(filter=f, res=int(res), k=1)
+    view = View(filter=f, res=int(res), k=1)
+    st.session_state[_VIEW_KEY] = view
+    return view
 
 
 def _date(text: str | None, default: dt.date, ignored: list[str] | None = None, what: str = "") -> dt.date:
@@ -251,9 +254,13 @@ def _period(first: dt.date, last: dt.date, ignored: list[str]) -> tuple[dt.date,
     return max(start, first), min(end, last)
 
 
+# The query parameters the shared filter owns. Pages own their own (layers, view, ward, ...):
+# the filter writes and clears only these, so a page's parameters survive a filter change.
+FILTER_PARAMS = ("kinds", "ds", "cat", "from", "to", "dow", "hr", "res")
+
+
 def _write_url(datasets, kinds, categories, f: Filter, res: int, hours) -> None:
-    keep = {k: v for k, v in st.query_params.to_dict().items() if k in ("layers", "metric", "ward")}
-    params: dict = dict(keep)
+    params: dict = {}
     if kinds:
         params["kinds"] = ",".join(kinds)
     if datasets:
@@ -270,8 +277,24 @@ def _write_url(datasets, kinds, categories, f: Filter, res: int, hours) -> None:
         params["hr"] = f"{hours[0]},{hours[1]}"
     if res != 8:
         params["res"] = str(res)
-    if params != st.query_params.to_dict():
-        st.query_params.from_dict(params)
+    for key in FILTER_PARAMS:
+        if key in params:
+            value = params[key]
+            current = st.query_params.get_all(key) if isinstance(value, list) else st.query_params.get(key)
+            if current != value:
+                st.query_params[key] = value
+        elif key in st.query_params:
+            del st.query_params[key]
+
+
+def current_view() -> View:
+    """The view the entry point's sidebar built for this run (the sidebar is drawn once, there)."""
+    # Taken, not read: a view left from an earlier run must never stand in for this run's.
+    view = st.session_state.pop(_VIEW_KEY, None)
+    if view is None:  # a page run on its own, without the entry point (tests): draw it here
+        view = sidebar()
+        st.session_state.pop(_VIEW_KEY, None)
+    return view
 
 
 def trend_chart(trend: pd.DataFrame, key: str, freq: str = "month") -> None:

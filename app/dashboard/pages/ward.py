@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import profile, ui, views
+from app import profile
+from app.dashboard import cached, ui
 from app.disclosure import DEFAULT_RULE
 
-view = ui.sidebar()
+view = ui.current_view()
 version = ui.db_version()
 f = view.filter
-shapes = views.ward_shapes(version)
+shapes = cached.ward_shapes(version)
 codes = shapes.sort_values("ward_name")["ward_code"].tolist()
 names = dict(zip(shapes["ward_code"], shapes["ward_name"], strict=True))
 wanted = st.query_params.get("ward")
@@ -27,10 +28,10 @@ if wanted and wanted not in codes:
 st.query_params["ward"] = code
 st.title(f"Ward profile: {ui.plain(profile.ward_label(code, names[code]))}")
 
-selected = views.selected_datasets(version, f)
+selected = cached.selected_datasets(version, f)
 kind = profile.headline_kind(f.kinds, set(selected["kind"]))
 head_filter = f.with_(kinds=(kind,))
-wards = views.wards(version, head_filter)
+wards = cached.wards(version, head_filter)
 head = profile.headline(wards, code, kind)
 measure = head["measure"]
 period = f"{wards['period_start'].iloc[0]} to {wards['period_end'].iloc[0]}"
@@ -61,27 +62,27 @@ c3.metric(
 st.caption(ui.plain(f"Change on the previous period: {profile.change_sentence(head)}"))
 if head["rates"] and head["rate_per_1000"] != head["rate_per_1000"]:
     st.caption("No rate: the boundary file gives no population for this ward.")
-if head_note := views.coverage_note(version, head_filter):
+if head_note := cached.coverage_note(version, head_filter):
     st.caption(ui.plain(head_note))
 
 st.subheader("Trend per dataset")
-trend = views.trend(version, f, "month", ward=code)
+trend = cached.trend(version, f, "month", ward=code)
 ui.trend_chart(trend, key="ward-series")
-trend_note = views.coverage_note(version, f)
+trend_note = cached.coverage_note(version, f)
 if trend_note:
     st.caption(ui.plain(trend_note))
 
 table, coverage = profile.hotspots_in_ward(
-    views.hotspot_cells(version, f, view.res, view.k)[0],
-    views.classes(version, f, view.res, view.k),
-    views.emerging_cells(version, f, view.res, view.k),
+    cached.hotspot_cells(version, f, view.res, view.k)[0],
+    cached.classes(version, f, view.res, view.k),
+    cached.emerging_cells(version, f, view.res, view.k),
     shapes.set_index("ward_code").loc[code, "geojson"],
 )
 
 st.subheader("Hotspots in this ward")
 if len(table):
     ui.hotspot_table(table, key="ward_hotspots")
-    if note := views.coverage_note(version, f):
+    if note := cached.coverage_note(version, f):
         st.warning(note)
 else:
     st.info(
@@ -89,13 +90,13 @@ else:
         "demand is significantly concentrated (95 %) here."
     )
 patterns = profile.patterns_in_ward(
-    views.emerging_cells(version, f, view.res, view.k), shapes.set_index("ward_code").loc[code, "geojson"]
+    cached.emerging_cells(version, f, view.res, view.k), shapes.set_index("ward_code").loc[code, "geojson"]
 )
 if patterns:
     listed = "; ".join(f"{name}: {n} {'cell' if n == 1 else 'cells'}" for name, n in patterns.items())
     st.markdown(f"**Patterns over time here:** {ui.plain(listed)}")
 agencies = (
-    views.ward_agencies(version, f, view.res, view.k).set_index("ward_code").loc[code, "hot_demand_agencies"]
+    cached.ward_agencies(version, f, view.res, view.k).set_index("ward_code").loc[code, "hot_demand_agencies"]
 )
 st.markdown(f"**Agencies whose demand is hot here:** {ui.plain(agencies or 'none')}")
 interventions = "intervention" in set(selected["kind"])
@@ -103,7 +104,7 @@ cover = profile.coverage_sentence(coverage, interventions)
 st.markdown(f"**Intervention coverage of its hotspots:** {ui.plain(cover)}")
 
 st.subheader("Categories")
-cats = views.categories(version, f, ward=code)
+cats = cached.categories(version, f, ward=code)
 cats["records"] = [DEFAULT_RULE.label(v, s) for v, s in zip(cats["count"], cats["suppressed"], strict=True)]
 cats = cats[["agency", "title", "kind", "category", "records"]].rename(columns={"title": "dataset"})
 st.dataframe(cats, hide_index=True, width="stretch")

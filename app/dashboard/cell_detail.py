@@ -5,24 +5,25 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import overlap, ui, views
+from app import overlap
+from app.dashboard import cached, ui
 from app.disclosure import DEFAULT_RULE
 from app.filters import Filter
 
 
 def cell_detail(version, f: Filter, cell: str, res: int, k: int) -> None:
-    spots, _ = views.hotspot_cells(version, f, res, k)
+    spots, _ = cached.hotspot_cells(version, f, res, k)
     row = spots.set_index("h3_cell").loc[cell] if cell in set(spots["h3_cell"]) else None
-    trend = views.emerging_cells(version, f, res, k).set_index("h3_cell")
+    trend = cached.emerging_cells(version, f, res, k).set_index("h3_cell")
     c1, c2, c3 = st.columns(3)
     if row is not None:
         c1.metric("Records", DEFAULT_RULE.label(row["count"], row["suppressed"]))
         c2.metric("Gi* bin", int(row["bin"]), help=f"z = {row['z']:.2f}, FDR p = {row['p_fdr']:.3f}")
     if cell in trend.index:
         c3.metric("Trend", trend.loc[cell, "pattern"].capitalize())
-    st.caption(ui.plain(meeting(views.classes(version, f, res, k), cell)))
-    ui.trend_chart(views.trend(version, f, "month", cell=cell), key=f"cell-series-{cell}")
-    cats = views.categories(version, f, cell=cell)
+    st.caption(ui.plain(meeting(cached.classes(version, f, res, k), cell)))
+    ui.trend_chart(cached.trend(version, f, "month", cell=cell), key=f"cell-series-{cell}")
+    cats = cached.categories(version, f, cell=cell)
     cats["records"] = [
         DEFAULT_RULE.label(v, s) for v, s in zip(cats["count"], cats["suppressed"], strict=True)
     ]

@@ -10,8 +10,8 @@ import pandas as pd
 import streamlit as st
 
 from app import aggregate, emerging, hotspots, overlap, quality, trends
+from app.dashboard.ui import MAX_HEXES, warehouse
 from app.filters import Filter
-from app.ui import MAX_HEXES, warehouse
 
 
 @st.cache_data(ttl=600, max_entries=64, show_spinner=False)

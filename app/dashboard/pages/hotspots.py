@@ -6,21 +6,22 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from app import hotspots, overlap, quality, ui, views
-from app.ui import plain
+from app import hotspots, overlap, quality
+from app.dashboard import cached, ui
+from app.dashboard.ui import plain
 
-view = ui.sidebar()
+view = ui.current_view()
 version = ui.db_version()
 con = ui.warehouse()
 f = view.filter
 st.title("Hotspots and overlap")
 
-spots, warning = views.hotspot_cells(version, f, view.res, view.k)
-classes = views.classes(version, f, view.res, view.k)
-table = hotspots.ranked_hotspots(spots, classes, views.emerging_cells(version, f, view.res, view.k))
+spots, warning = cached.hotspot_cells(version, f, view.res, view.k)
+classes = cached.classes(version, f, view.res, view.k)
+table = hotspots.ranked_hotspots(spots, classes, cached.emerging_cells(version, f, view.res, view.k))
 st.subheader(f"Current hotspots ({len(table)})")
-coarse = views.precision_warnings(quality.load_report(con), views.selected_ids(version, f), view.res)
-for note in (warning, views.coverage_note(version, f), *coarse):
+coarse = cached.precision_warnings(quality.load_report(con), cached.selected_ids(version, f), view.res)
+for note in (warning, cached.coverage_note(version, f), *coarse):
     if note:
         st.warning(plain(note))
 if considered := overlap.interventions_considered(classes):
@@ -35,7 +36,7 @@ st.download_button(
 )
 
 st.subheader("Which datasets' hotspots coincide")
-matrix = views.colocation(version, f, view.res, view.k)
+matrix = cached.colocation(version, f, view.res, view.k)
 if len(matrix):
     grid = matrix.pivot(index="dataset_a", columns="dataset_b", values="jaccard")
     heat = px.imshow(

@@ -7,9 +7,10 @@ import json
 
 import streamlit as st
 
-from app import export, quality, ui
+from app import export, quality
+from app.dashboard import ui
 
-view = ui.sidebar()
+view = ui.current_view()
 con = ui.warehouse()
 area = quality.study_area(con)
 st.title("Data")
