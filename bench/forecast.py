@@ -11,14 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
 import h3
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app import forecast as fc
 from app.forecast_cli import backtest_summary, backtest_table
