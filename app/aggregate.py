@@ -1,7 +1,8 @@
 """Filtered aggregates from the warehouse: hexes at any resolution, wards, time series.
 
 Every function returns figures already under disclosure control (see app.disclosure): counts
-of partners' and restricted datasets are suppressed or rounded before they leave here.
+of partners' and restricted datasets are suppressed or rounded before they leave here. The
+records are read through ``app.store`` only (which may answer from the aggregate cube).
 """
 
 from __future__ import annotations
@@ -13,18 +14,17 @@ import h3
 import numpy as np
 import pandas as pd
 
-from app.disclosure import CELL_KEY_SQL, DEFAULT_RULE, PROTECTED, Rule, apply, apply_listed, most_restrictive
+from app import store
+from app.disclosure import DEFAULT_RULE, PROTECTED, Rule, apply, apply_listed, most_restrictive
 from app.filters import (
     Filter,
     comparison,
     data_period,
     datasets_in,
-    span_sql,
     validate,
-    where,
     with_period,
 )
-from app.h3cells import check_res, parent_sql
+from app.h3cells import check_res
 
 HEX_RES = range(5, 12)
 FREQS = {"day": "day", "week": "week", "month": "month"}
@@ -40,22 +40,7 @@ def raw_hex_counts(con: duckdb.DuckDBPyConnection, f: Filter, res: int) -> pd.Da
     """Exact counts per cell, dataset and agency (a file may name an agency per row), for use
     inside the engine only."""
     res = check_hex_res(res)
-    sql, params = where(validate(con, f))
-    # Counted first and joined to the catalogue after: a join before the count would look up
-    # every record's dataset by name, one group per cell and dataset after it.
-    return con.execute(
-        f"""
-        WITH counts AS (
-            SELECT {parent_sql("e.h3", res)} AS h3, e.dataset, e.agency, count(*) AS count,
-                   sum(e.weight) AS weight, {CELL_KEY_SQL} AS cell_key
-            FROM events e WHERE {sql} GROUP BY 1, 2, 3
-        )
-        SELECT c.h3, c.dataset, c.agency, d.kind, d.sharing, c.count, c.weight, c.cell_key
-        FROM counts c JOIN datasets d ON d.id = c.dataset
-        ORDER BY 1, 2, 3
-        """,
-        params,
-    ).df()
+    return store.hex_counts(con, validate(con, f), res)
 
 
 def hex_aggregate(
@@ -181,40 +166,10 @@ def ward_counts(con: duckdb.DuckDBPyConnection, f: Filter, by_dataset: bool) -> 
     together; for use inside the engine only. Every ward is listed for every selected dataset
     (and each agency its file names), records or not."""
     f = validate(con, f)
-    sql, params = where(f)
     datasets = datasets_in(con, f)
+    frame = store.ward_counts(con, f, by_dataset, datasets["id"].tolist())
     if by_dataset:
-        params["ids"] = datasets["id"].tolist()
-        params["unit_agencies"] = list(f.agencies) or None
-        return con.execute(
-            f"""
-            WITH counts AS (
-                SELECT e.ward_code, e.dataset, e.agency, count(*) AS count, {CELL_KEY_SQL} AS cell_key
-                FROM events e WHERE {sql} GROUP BY ALL
-            ),
-            {UNITS_SQL}
-            SELECT w.code AS ward_code, w.name AS ward_name, w.population, w.area_km2,
-                   d.id AS dataset, u.agency, d.kind, d.sharing, coalesce(c.count, 0) AS count,
-                   coalesce(c.cell_key, 0) AS cell_key
-            FROM wards w CROSS JOIN units u JOIN datasets d ON d.id = u.dataset
-            LEFT JOIN counts c ON c.ward_code = w.code AND c.dataset = u.dataset AND c.agency = u.agency
-            ORDER BY w.code, d.id, u.agency
-            """,
-            params,
-        ).df()
-    frame = con.execute(
-        f"""
-        WITH counts AS (
-            SELECT e.ward_code, count(*) AS count, {CELL_KEY_SQL} AS cell_key
-            FROM events e WHERE {sql} GROUP BY ALL
-        )
-        SELECT w.code AS ward_code, w.name AS ward_name, w.population, w.area_km2,
-               coalesce(c.count, 0) AS count, coalesce(c.cell_key, 0) AS cell_key
-        FROM wards w LEFT JOIN counts c ON c.ward_code = w.code
-        ORDER BY w.code
-        """,
-        params,
-    ).df()
+        return frame
     frame["dataset"] = "(selected)"
     frame["sharing"] = most_restrictive(datasets["sharing"]) if len(datasets) else "open"
     return frame
@@ -224,41 +179,17 @@ def dataset_units(con: duckdb.DuckDBPyConnection, f: Filter) -> pd.DataFrame:
     """The (dataset, agency) pairs a filter selects, with each dataset's kind and sharing: one
     per dataset, or one per agency that a file of several agencies (``agency_column``) names,
     whether or not the filter finds records of it."""
-    ids = datasets_in(con, validate(con, f))["id"].tolist()
-    frame = con.execute(
-        f"""WITH {UNITS_SQL}
-            SELECT u.dataset, u.agency, d.kind, d.sharing
-            FROM units u JOIN datasets d ON d.id = u.dataset ORDER BY 1, 2""",
-        {"ids": ids, "unit_agencies": list(f.agencies) or None},
-    ).df()
-    return frame
+    f = validate(con, f)
+    return store.units(con, datasets_in(con, f)["id"].tolist(), f.agencies, f.access)
 
 
-# The (dataset, agency) pairs of the datasets listed in $ids: each file's agency where some of
-# its rows take it, and the ones its rows name where they differ (stored only then).
-# With $unit_agencies (a list, or NULL for all), only those agencies' pairs.
-UNITS_SQL = """units AS (
-    SELECT * FROM (
-        SELECT DISTINCT f.dataset, f.agency FROM event_files f
-        WHERE list_contains($ids, f.dataset)
-          AND EXISTS (SELECT 1 FROM event_rows r WHERE r.file_no = f.file_no AND r.agency IS NULL)
-        UNION SELECT DISTINCT f.dataset, r.agency FROM event_rows r JOIN event_files f USING (file_no)
-        WHERE r.agency IS NOT NULL AND list_contains($ids, f.dataset)
-    ) WHERE $unit_agencies::VARCHAR[] IS NULL OR list_contains($unit_agencies::VARCHAR[], agency)
-)"""
-
-
-def _place_sql(ward: str | None, cell: str | int | None, params: dict) -> str:
-    """SQL limiting events to one ward or one H3 cell (of any resolution from 5 to 11)."""
-    if ward is not None:
-        params["ward"] = ward
-        return "e.ward_code = $ward"
-    if cell is not None:
-        cell_int = h3.str_to_int(cell) if isinstance(cell, str) else int(cell)
-        res = check_hex_res(h3.get_resolution(h3.int_to_str(cell_int)))
-        params["cell"] = cell_int
-        return f"{parent_sql('e.h3', res)} = $cell::UBIGINT"
-    return "TRUE"
+def _place(ward: str | None, cell: str | int | None) -> tuple[int | None, int | None]:
+    """One cell (of any resolution from 5 to 11) as (integer, resolution); (None, None) for a
+    ward or the whole city."""
+    if ward is not None or cell is None:
+        return None, None
+    cell_int = h3.str_to_int(cell) if isinstance(cell, str) else int(cell)
+    return cell_int, check_hex_res(h3.get_resolution(h3.int_to_str(cell_int)))
 
 
 def category_counts(
@@ -271,20 +202,8 @@ def category_counts(
     """Records per dataset, agency and category, most first, for the city, one ward or one
     cell; protected, and a protected dataset's category listed only where its figure is
     released (a category with fewer records, zero included, is left out)."""
-    sql, params = where(validate(con, f))
-    place = _place_sql(ward, cell, params)
-    frame = con.execute(
-        f"""
-        WITH counts AS (
-            SELECT e.dataset, e.agency, e.category, count(*) AS count, {CELL_KEY_SQL} AS cell_key
-            FROM events e WHERE {sql} AND {place} GROUP BY 1, 2, 3
-        )
-        SELECT c.dataset, d.title, c.agency, d.kind, c.category, d.sharing, c.count, c.cell_key
-        FROM counts c JOIN datasets d ON d.id = c.dataset
-        ORDER BY c.count DESC, c.dataset, c.agency, c.category
-        """,
-        params,
-    ).df()
+    cell_int, res = _place(ward, cell)
+    frame = store.category_counts(con, validate(con, f), ward, cell_int, res)
     return apply_listed(frame, rule)
 
 
@@ -307,48 +226,9 @@ def time_series(
     if freq not in FREQS:
         raise ValueError(f"freq must be one of {', '.join(FREQS)}")
     f = validate(con, f)
-    sql, params = where(f)
-    place = _place_sql(ward, cell, params)
-    # What each dataset covers, from its load report, within the filter's period: a period
-    # inside it with no record here is a zero (or a suppressed zero), outside it is no data.
-    params["cover_start"] = dt.datetime.combine(f.start, dt.time()) if f.start else None
-    params["cover_end"] = dt.datetime.combine(f.end, dt.time()) if f.end else None
-    params["ids"] = datasets_in(con, f)["id"].tolist()
-    params["unit_agencies"] = list(f.agencies) or None
-    unit = FREQS[freq]
-    tmin, tmax = span_sql("d")
-    # Periods are cast to dates once per group, not once per record (a third of the time).
-    frame = con.execute(
-        f"""
-        WITH counts AS (
-            SELECT date_trunc('{unit}', e.ts)::DATE AS period, e.dataset, e.agency, count(*) AS count,
-                   {CELL_KEY_SQL} AS cell_key
-            FROM events e WHERE {sql} AND {place} GROUP BY 1, 2, 3
-        ),
-        {UNITS_SQL},
-        covered AS (
-            SELECT d.id, d.title, d.kind, d.sharing,
-                   date_trunc('{unit}', greatest({tmin}, coalesce($cover_start::TIMESTAMP, {tmin})))::DATE
-                       AS covered_from,
-                   date_trunc('{unit}', least({tmax}, coalesce($cover_end::TIMESTAMP, {tmax})))::DATE
-                       AS covered_to
-            FROM datasets d
-        ),
-        grid AS (
-            SELECT u.dataset, u.agency,
-                   unnest(generate_series(v.covered_from, v.covered_to, INTERVAL 1 {unit}))::DATE AS period
-            FROM units u JOIN covered v ON v.id = u.dataset
-            WHERE v.covered_from <= v.covered_to
-        )
-        SELECT g.period, g.dataset, v.title, g.agency, v.kind, v.sharing,
-               coalesce(c.count, 0) AS count, coalesce(c.cell_key, 0::UBIGINT) AS cell_key,
-               v.covered_from, v.covered_to
-        FROM grid g JOIN covered v ON v.id = g.dataset
-        LEFT JOIN counts c ON c.period = g.period AND c.dataset = g.dataset AND c.agency = g.agency
-        ORDER BY 1, 2, 4
-        """,
-        params,
-    ).df()
+    cell_int, res = _place(ward, cell)
+    ids = datasets_in(con, f)["id"].tolist()
+    frame = store.period_counts(con, f, FREQS[freq], ward, cell_int, res, ids)
     return apply(frame, rule)
 
 
@@ -357,26 +237,10 @@ def cell_month_counts(con: duckdb.DuckDBPyConnection, f: Filter, res: int) -> pd
     of each group (for releasing protected figures); for use inside the engine only (forecasts
     train on these, after ``Rule.release`` for protected datasets)."""
     res = check_hex_res(res)
-    sql, params = where(validate(con, f))
-    return con.execute(
-        f"""
-        SELECT {parent_sql("e.h3", res)} AS h3, date_trunc('month', e.ts)::DATE AS month, e.dataset,
-               e.agency, count(*) AS count, {CELL_KEY_SQL} AS cell_key
-        FROM events e WHERE {sql} GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-        """,
-        params,
-    ).df()
+    return store.cell_month_counts(con, validate(con, f), res)
 
 
 def ward_month_counts(con: duckdb.DuckDBPyConnection, f: Filter) -> pd.DataFrame:
     """Exact counts per ward, calendar month, dataset and agency, with each group's cell key;
     for use inside the engine only (see ``cell_month_counts``)."""
-    sql, params = where(validate(con, f))
-    return con.execute(
-        f"""
-        SELECT e.ward_code, date_trunc('month', e.ts)::DATE AS month, e.dataset, e.agency,
-               count(*) AS count, {CELL_KEY_SQL} AS cell_key
-        FROM events e WHERE {sql} AND e.ward_code IS NOT NULL GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-        """,
-        params,
-    ).df()
+    return store.ward_month_counts(con, validate(con, f))

@@ -47,6 +47,8 @@ STUDY_AREA_KEYS = {
     "crs",
     "vintage",
     "attribution",
+    "places",  # optional gazetteer of named places (app/places.py says which files fit)
+    "postcodes",  # optional postcode lookup in the ONS Postcode Directory layout
 }
 DATASET_KEYS = {
     "id",
@@ -103,6 +105,8 @@ class StudyArea:
     crs: str | None = None
     vintage: str | None = None
     attribution: str | None = None
+    places: Path | None = None  # gazetteer: named points or areas (app/places.py)
+    postcodes: Path | None = None  # postcode lookup, ONS Postcode Directory layout
 
 
 @dataclass(frozen=True)
@@ -334,6 +338,7 @@ def _parse_study_area(sa: object, path: Path, base: Path, problems: list[str]) -
     boundaries = _as_str(sa.get("boundaries"))
     if boundaries and not _resolve(base, boundaries).exists():
         problems.append(f"{where}: key 'boundaries': file not found: {_resolve(base, boundaries)}")
+    _check_place_files(sa, where, base, problems)
     if any(p.startswith(where) for p in problems):
         return None
     return StudyArea(
@@ -346,7 +351,24 @@ def _parse_study_area(sa: object, path: Path, base: Path, problems: list[str]) -
         crs=sa.get("crs"),
         vintage=sa.get("vintage"),
         attribution=sa.get("attribution"),
+        places=_resolve(base, sa["places"]) if _as_str(sa.get("places")) else None,
+        postcodes=_resolve(base, sa["postcodes"]) if _as_str(sa.get("postcodes")) else None,
     )
+
+
+def _check_place_files(sa: dict, where: str, base: Path, problems: list[str]) -> None:
+    """The optional gazetteer and postcode files: present, and with the columns they need."""
+    from app.places import check_places_file, check_postcodes_file
+
+    for key, check in (("places", check_places_file), ("postcodes", check_postcodes_file)):
+        value = _as_str(sa.get(key))
+        if not value:
+            continue
+        full = _resolve(base, value)
+        if not full.is_file():
+            problems.append(f"{where}: key '{key}': file not found: {full}")
+        elif why := check(full):
+            problems.append(f"{where}: key '{key}': {why}")
 
 
 def _parse_dataset(entry: object, index: int, path: Path, base: Path, problems: list[str]) -> Dataset | None:

@@ -694,6 +694,115 @@ def write_dataset(path_stem: Path, ds_id: str, spec: dict, frame: pd.DataFrame) 
     raise ValueError(f"unknown demo format {fmt}")
 
 
+# --------------------------------------------------------------------------------------------
+# The gazetteer: names people use for the planted spots, and a postcode lookup
+
+
+# (name, kind, the planted spot it names or None, km east, km north, radius in km for an area,
+# 0 for a point). The planted spots carry the names the README gives them; the other places lie
+# well away from every spot, so a hotspot is never named after a landmark it does not reach.
+def _at(spot: str) -> tuple[float, float]:
+    return SPOTS[spot].x, SPOTS[spot].y
+
+
+PLACES = [
+    ("Old Market", "town centre", "town_centre", *_at("town_centre"), 0.55),
+    ("Northgate estate", "housing estate", "northgate_estate", *_at("northgate_estate"), 0.7),
+    (
+        "Harbour Mill industrial estate",
+        "industrial estate",
+        "industrial_estate",
+        *_at("industrial_estate"),
+        0.65,
+    ),
+    ("Eastgate Road", "street", "eastgate_burglary", *_at("eastgate_burglary"), 0.0),
+    ("Queens Wharf station", "station", "station_quarter", *_at("station_quarter"), 0.0),
+    ("Oakhurst Park", "park", "leafy_oakhurst", *_at("leafy_oakhurst"), 0.0),
+    ("Fairhaven General Hospital", "hospital", None, 2.0, -5.0, 0.0),
+    ("St Aldhelm's Church", "landmark", None, -3.5, 3.0, 0.0),
+    ("Riverside Retail Park", "retail park", None, 4.5, 5.0, 0.0),
+    ("Fairhaven Parkway station", "station", None, -4.0, 1.5, 0.0),
+    ("Castle Street", "street", None, 1.5, -1.5, 0.0),
+    ("Coldharbour Lane", "street", None, -1.0, -4.0, 0.0),
+    ("Marsh End allotments", "park", None, 6.0, 0.5, 0.0),
+]
+POSTCODE_AREA = "FH"  # not a real UK postcode area
+POSTCODE_SPACING_KM = 0.5
+_UNIT_LETTERS = "ABDEFGHJLNPQRSTUWXYZ"  # the letters Royal Mail uses in the inward code
+
+
+def write_places(out: Path, wards: pd.DataFrame) -> dict[str, str]:
+    """Write the demo gazetteer (GeoJSON: areas for the town centre and the two estates, points
+    for the rest) and a postcode lookup in the ONS Postcode Directory layout; both are
+    deterministic and draw nothing from the city's random generator, so the datasets'
+    bytes do not depend on them."""
+    features = []
+    for name, kind, _spot, x, y, radius in PLACES:
+        if radius > 0:
+            theta = np.linspace(0, 2 * np.pi, 25)[:-1]
+            # A slightly irregular outline, as a drawn estate boundary would be.
+            r = radius * (1 + 0.12 * np.sin(3 * theta + len(name)))
+            lon, lat = km_to_lonlat(x + r * np.cos(theta), y + r * np.sin(theta))
+            ring = [[round(float(a), 6), round(float(b), 6)] for a, b in zip(lon, lat, strict=True)]
+            geometry = {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}
+        else:
+            lon, lat = km_to_lonlat(np.array([x]), np.array([y]))
+            geometry = {"type": "Point", "coordinates": [round(float(lon[0]), 6), round(float(lat[0]), 6)]}
+        features.append({"type": "Feature", "geometry": geometry, "properties": {"name": name, "kind": kind}})
+    with open(out / "places.geojson", "w") as handle:
+        json.dump({"type": "FeatureCollection", "name": LABEL, "features": features}, handle, indent=1)
+
+    frame = _postcodes(wards)
+    _write_csv(out / "postcodes.csv", {c: frame[c].to_numpy() for c in frame.columns})
+    return {"places": "places.geojson", "postcodes": "postcodes.csv"}
+
+
+def _postcodes(wards: pd.DataFrame) -> pd.DataFrame:
+    """One postcode every half kilometre inside the city: district FH1 in the middle, FH2 to
+    FH9 by compass sector around it, a sector digit by distance from the centre. As in the ONS
+    file, one postcode has no position (latitude 99.999999, longitude 0)."""
+    half = 9.0
+    steps = np.arange(-half, half + 1e-9, POSTCODE_SPACING_KM)
+    gx, gy = np.meshgrid(steps, steps[::-1])
+    x, y = gx.ravel(), gy.ravel()
+    inside = _in_city(x, y)
+    x, y = x[inside], y[inside]
+    r = np.hypot(x, y)
+    octant = ((np.degrees(np.arctan2(x, y)) % 360 + 22.5) // 45).astype(int) % 8
+    district = np.where(r < 2.0, 1, 2 + octant)
+    sector = np.clip((r // 1.0).astype(int) % 10, 0, 9)
+    lon, lat = km_to_lonlat(x, y)
+    tree = shapely.STRtree(np.array(wards["geom"], dtype=object))
+    pts, ward_idx = tree.query(shapely.points(lon, lat), predicate="within")
+    ward_code = np.full(len(x), "", dtype=object)
+    ward_code[pts] = wards["code"].to_numpy()[ward_idx]
+    used: dict[tuple[int, int], int] = {}
+    outward, inward = [], []
+    for d, s in zip(district, sector, strict=True):
+        n = used.get((d, s), 0)
+        used[(d, s)] = n + 1
+        outward.append(f"{POSTCODE_AREA}{d}")
+        inward.append(
+            f"{s}{_UNIT_LETTERS[n // len(_UNIT_LETTERS) % len(_UNIT_LETTERS)]}{_UNIT_LETTERS[n % 20]}"
+        )
+    outward.append(f"{POSTCODE_AREA}1")
+    inward.append("9ZZ")
+    lat = np.append(np.round(lat, 6), 99.999999)
+    lon = np.append(np.round(lon, 6), 0.0)
+    ward_code = np.append(ward_code, "")
+    return pd.DataFrame(
+        {
+            "pcd": np.array([f"{o:<4}{i}" for o, i in zip(outward, inward, strict=True)], dtype=object),
+            "pcds": np.array([f"{o} {i}" for o, i in zip(outward, inward, strict=True)], dtype=object),
+            "dointr": np.array(["202301"] * len(lat), dtype=object),
+            "doterm": np.array([""] * len(lat), dtype=object),
+            "osward": ward_code.astype(object),
+            "lat": lat,
+            "long": lon,
+        }
+    )
+
+
 def generate(out: Path, events: int = 1_000_000, seed: int = 2026) -> dict:
     """Write the demo city to ``out``; ``events`` scales every dataset together."""
     rng = np.random.default_rng(seed)
@@ -744,6 +853,9 @@ def generate(out: Path, events: int = 1_000_000, seed: int = 2026) -> dict:
         "seed": seed,
         "events": events,
     }
+    gazetteer = write_places(out, wards)
+    planted["gazetteer"] = {spot: name for name, _kind, spot, *_ in PLACES if spot}
+    planted["gazetteer_files"] = gazetteer
     (out / "planted.json").write_text(json.dumps(planted, indent=2))
     (out / "README.txt").write_text(LABEL + "\nWritten by `make demo` (python -m app demo).\n")
     return {

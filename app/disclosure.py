@@ -9,13 +9,13 @@ are.
 Why perturb as well as round: rounding alone can be undone by differencing. A parent cell of 17
 released as 15, two children of 8 released as 10 each, and a suppressed child: the child is at
 most 17 - 16 = 1, so exactly 1. Following the ONS cell-key method, every record carries a key (a
-hash of its dataset, file and row) and a cell's key is the XOR of its records' keys; the key
-drives a symmetric perturbation with no upper bound (two-sided geometric, mostly 0 or +-1) added
-before rounding. The same records always give the same released figure, however they were
-selected, so repeating a query teaches nothing; any difference of released figures carries
-perturbations that no bound rules out, so it never pins a small count to one value. Statistics
-(Gi*, trends) on protected data are computed from the released values. ``tests/test_disclosure.py``
-runs the attacks.
+portable hash of its dataset, file name and row: ``app.record_key``) and a cell's key is the XOR
+of its records' keys; the key drives a symmetric perturbation with no upper bound (two-sided
+geometric, mostly 0 or +-1) added before rounding. The same records always give the same
+released figure, however they were selected, so repeating a query teaches nothing; any
+difference of released figures carries perturbations that no bound rules out, so it never pins a
+small count to one value. Statistics (Gi*, trends) on protected data are computed from the
+released values. ``tests/test_disclosure.py`` runs the attacks.
 """
 
 from __future__ import annotations
@@ -123,8 +123,9 @@ def _splitmix(x: np.ndarray) -> np.ndarray:
         return z ^ (z >> np.uint64(31))
 
 
-# SQL for a record's key and a group's cell key (XOR is order-free and additive over groups).
-RECORD_KEY_SQL = "hash(e.dataset, e.source_file, e.source_row)"
+# SQL for a group's cell key: the XOR of its records' keys (order-free and additive over groups).
+# The record key is computed once at load by app.record_key, the same bits in any engine.
+RECORD_KEY_SQL = "e.rkey"
 CELL_KEY_SQL = f"bit_xor({RECORD_KEY_SQL})"
 
 

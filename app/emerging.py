@@ -31,11 +31,11 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from app import store
 from app.aggregate import check_hex_res
-from app.disclosure import CELL_KEY_SQL, DEFAULT_RULE, PROTECTED, Rule
-from app.filters import Filter, sharing_level, validate, where, with_period
+from app.disclosure import DEFAULT_RULE, PROTECTED, Rule
+from app.filters import Filter, sharing_level, validate, with_period
 from app.grid import cell_frame, kring_weights, study_area_cells
-from app.h3cells import parent_sql
 from app.stats import bh_fdr, confidence_bins, mann_kendall
 
 STEPS = {"week": "week", "month": "month"}
@@ -181,18 +181,8 @@ def emerging_hotspots(
     if step not in STEPS:
         raise ValueError(f"step must be one of {', '.join(STEPS)}")
     f = with_period(con, validate(con, f))
-    cells = study_area_cells(con, res)
-    sql, params = where(f)
-    counts = con.execute(
-        f"""
-        SELECT h3, step::DATE AS step, count, cell_key FROM (
-            SELECT {parent_sql("e.h3", res)} AS h3, date_trunc('{STEPS[step]}', e.ts) AS step,
-                   count(*) AS count, {CELL_KEY_SQL} AS cell_key
-            FROM events e WHERE {sql} GROUP BY 1, 2
-        )
-        """,
-        params,
-    ).df()
+    cells = study_area_cells(con, res, f.access)
+    counts = store.cell_step_counts(con, f, res, STEPS[step])
     sharing = sharing_level(con, f)
     periods = step_starts(f.start, f.end, step)
     matrix = np.zeros((len(cells), len(periods)))

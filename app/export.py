@@ -160,10 +160,14 @@ def build(
                     "time_max",
                 )
             }
-            for d in load_report(con)
+            for d in load_report(con, f.access)
         ],
         "attribution": sorted(
-            {a for (a,) in con.execute("SELECT attribution FROM datasets").fetchall() if a}
+            {
+                a
+                for (i, a) in con.execute("SELECT id, attribution FROM datasets").fetchall()
+                if a and f.access.may_see(i)
+            }
         ),
         "warnings": warnings,
     }

@@ -1,7 +1,9 @@
 """The filter every view and export shares: which records, when, and at what time of day.
 
 A filter is validated against the warehouse (dataset ids, agencies and categories must exist)
-and turned into a WHERE clause whose values are always bound parameters.
+and read through ``app.store``, the one place that turns it into queries of the records. It
+carries the viewer's ``AccessContext``: a dataset the viewer may not see is, to every function
+here and below, a dataset that does not exist.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ from dataclasses import dataclass, replace
 import duckdb
 import pandas as pd
 
+from app import store
+from app.access import LOCAL, AccessContext
 from app.disclosure import DEFAULT_RULE, PROTECTED
+from app.store.duckdb import where_sql
 
 KINDS = ("demand", "intervention")
 
@@ -35,6 +40,8 @@ class Filter:
     # The datasets that the category choice applies to, set by ``validate``: a dataset that
     # holds none of the chosen categories is kept whole, not emptied. None: every dataset.
     category_scope: tuple[str, ...] | None = None
+    # Who is looking: which datasets they may see, and which protected ones they see exactly.
+    access: AccessContext = LOCAL
 
     def with_(self, **changes) -> Filter:
         return replace(self, **changes)
@@ -72,22 +79,19 @@ class Filter:
 
 
 def validate(con: duckdb.DuckDBPyConnection, f: Filter) -> Filter:
-    """Check every identifier against the warehouse; return the filter unchanged if sound."""
+    """Check every identifier against the warehouse; return the filter unchanged if sound.
+
+    A dataset outside the viewer's ``visible`` ones is refused in the very words of one that
+    does not exist, so the answer never tells that it does."""
     known = {r[0] for r in con.execute("SELECT id FROM datasets").fetchall()}
+    known = {d for d in known if f.access.may_see(d)}
     unknown = sorted(set(f.datasets) - known)
     if unknown:
         raise FilterError(
             f"unknown dataset {', '.join(repr(u) for u in unknown)}; known: {', '.join(sorted(known))}"
         )
     if f.agencies:
-        # A file's agency, or one its rows name (stored only where it differs): no scan of the
-        # events view, which would join every row to its file and ward first.
-        agencies = {
-            r[0]
-            for r in con.execute(
-                "SELECT agency FROM event_files UNION SELECT agency FROM event_rows WHERE agency IS NOT NULL"
-            ).fetchall()
-        }
+        agencies = store.agencies(con, f.access)
         if set(f.agencies) - agencies:
             raise FilterError(f"unknown agency {sorted(set(f.agencies) - agencies)}")
     if set(f.kinds) - set(KINDS):
@@ -103,7 +107,7 @@ def validate(con: duckdb.DuckDBPyConnection, f: Filter) -> Filter:
     if f.start and f.end and f.start > f.end:
         raise FilterError(f"the period is reversed: {f.start} is after {f.end}")
     if f.categories and f.category_scope is None:
-        released = dataset_categories(con)
+        released = dataset_categories(con, access=f.access)
         unknown = sorted(set(f.categories) - {c for cats in released.values() for c in cats})
         if unknown:
             raise FilterError(f"unknown category {', '.join(repr(c) for c in unknown)}")
@@ -124,53 +128,23 @@ def category_scope(released: dict[str, list[str]], categories: tuple[str, ...]) 
 
 
 def where(f: Filter, alias: str = "e") -> tuple[str, dict]:
-    """A WHERE clause (without the keyword) over the events table, with its parameters."""
-    clauses, params = ["TRUE"], {}
-
-    def any_of(column: str, name: str, values: tuple) -> None:
-        if values:
-            clauses.append(f"list_contains(${name}, {alias}.{column})")
-            params[name] = list(values)
-
-    any_of("dataset", "f_datasets", f.datasets)
-    any_of("agency", "f_agencies", f.agencies)
-    any_of("kind", "f_kinds", f.kinds)
-    if f.categories:
-        clause = f"list_contains($f_categories, {alias}.category)"
-        if f.category_scope is not None:
-            clause = f"(NOT list_contains($f_category_scope, {alias}.dataset) OR {clause})"
-            params["f_category_scope"] = list(f.category_scope)
-        clauses.append(clause)
-        params["f_categories"] = list(f.categories)
-    if f.start:
-        clauses.append(f"{alias}.ts >= $f_start")
-        params["f_start"] = dt.datetime.combine(f.start, dt.time())
-    if f.end:
-        clauses.append(f"{alias}.ts < $f_end")
-        params["f_end"] = dt.datetime.combine(f.end + dt.timedelta(days=1), dt.time())
-    if f.weekdays:
-        clauses.append(f"list_contains($f_weekdays, isodow({alias}.ts))")
-        params["f_weekdays"] = list(f.weekdays)
-    if f.hours:
-        clauses.append(f"list_contains($f_hours, hour({alias}.ts))")
-        params["f_hours"] = list(f.hours)
-    if f.bbox is not None:
-        clauses.append(f"{alias}.lon BETWEEN $f_west AND $f_east")
-        clauses.append(f"{alias}.lat BETWEEN $f_south AND $f_north")
-        params.update(f_west=f.bbox[0], f_south=f.bbox[1], f_east=f.bbox[2], f_north=f.bbox[3])
-    return " AND ".join(clauses), params
+    """A WHERE clause (without the keyword) over the events, with its parameters
+    (``app.store.duckdb.where_sql``: the viewer's datasets only)."""
+    return where_sql(f, alias)
 
 
-def dataset_categories(con: duckdb.DuckDBPyConnection, threshold: int = DEFAULT_RULE.threshold) -> dict:
+def dataset_categories(
+    con: duckdb.DuckDBPyConnection,
+    threshold: int = DEFAULT_RULE.threshold,
+    access: AccessContext | None = None,
+) -> dict:
     """Each dataset's categories as released: all of an open dataset's, and those of a
     partners' or restricted dataset that hold at least ``threshold`` of its records. A rarer
     category of a protected dataset is not listed anywhere (filter, tables, exports), so that
-    a list of categories never shows that a partner holds one to four records of a kind."""
-    rows = con.execute(
-        """SELECT f.dataset, r.category, count(*) AS n, any_value(d.sharing) AS sharing
-           FROM event_rows r JOIN event_files f USING (file_no) JOIN datasets d ON d.id = f.dataset
-           GROUP BY 1, 2 ORDER BY 1, 2"""
-    ).fetchall()
+    a list of categories never shows that a partner holds one to four records of a kind.
+    Only the viewer's datasets (``access``; None: every dataset), a protected one they see
+    exactly with all its categories."""
+    rows = store.category_counts_by_dataset(con, access)
     out: dict[str, list[str]] = {}
     for dataset, category, n, sharing in rows:
         if sharing not in PROTECTED or n >= threshold:
@@ -178,9 +152,11 @@ def dataset_categories(con: duckdb.DuckDBPyConnection, threshold: int = DEFAULT_
     return out
 
 
-def categories_in(con: duckdb.DuckDBPyConnection, datasets: tuple[str, ...]) -> list[str]:
+def categories_in(
+    con: duckdb.DuckDBPyConnection, datasets: tuple[str, ...], access: AccessContext | None = None
+) -> list[str]:
     """The released categories of the given datasets, sorted: the filter's choices."""
-    found = dataset_categories(con)
+    found = dataset_categories(con, access=access)
     return sorted({c for d in datasets for c in found.get(d, [])})
 
 
@@ -189,42 +165,20 @@ def datasets_in(con: duckdb.DuckDBPyConnection, f: Filter) -> pd.DataFrame:
     the first and last time of each dataset's records (``time_min``, ``time_max``, from its
     load report). What a filter selects is decided by these choices alone, never by which
     records it finds: a partner's dataset with no record under a filter is still selected."""
-    tmin, tmax = span_sql("d")
-    frame = con.execute(
-        f"SELECT id, agency, kind, sharing, {tmin} AS time_min, {tmax} AS time_max "
-        "FROM datasets d ORDER BY id"
-    ).df()
+    frame = store.datasets(con, f.access).drop(columns=["title"])
     if f.datasets:
         frame = frame[frame["id"].isin(f.datasets)]
     if f.kinds:
         frame = frame[frame["kind"].isin(f.kinds)]
     if f.agencies:
         # A file that holds several agencies (agency_column) is selected by any of them.
-        named = con.execute(
-            """SELECT DISTINCT dataset FROM event_files WHERE list_contains($a, agency)
-               UNION SELECT DISTINCT f.dataset FROM event_rows r JOIN event_files f USING (file_no)
-               WHERE r.agency IS NOT NULL AND list_contains($a, r.agency)""",
-            {"a": list(f.agencies)},
-        ).fetchall()
-        frame = frame[frame["id"].isin({r[0] for r in named})]
+        frame = frame[frame["id"].isin(store.datasets_naming(con, f.agencies, f.access))]
     return frame.reset_index(drop=True)
 
 
 def span_sql(alias: str) -> tuple[str, str]:
-    """SQL for the first and last time of a dataset's records, from its stored load report
-    (``alias``: the datasets table's), as released: a partners' or restricted dataset's span is
-    given in whole months (the first and last record's own times would each tell that a record
-    exists at that moment)."""
-    first, last = (
-        f"CAST(json_extract_string({alias}.report_json, '$.{k}') AS TIMESTAMP)"
-        for k in ("time_min", "time_max")
-    )
-    protected = f"{alias}.sharing IN ({', '.join(repr(p) for p in PROTECTED)})"
-    month_end = f"date_trunc('month', {last}) + INTERVAL 1 MONTH - INTERVAL 1 SECOND"
-    return (
-        f"CASE WHEN {protected} THEN date_trunc('month', {first}) ELSE {first} END",
-        f"CASE WHEN {protected} THEN {month_end} ELSE {last} END",
-    )
+    """SQL for a dataset's first and last record time as released (``app.store.span_sql``)."""
+    return store.span_sql(alias)
 
 
 def sharing_level(con: duckdb.DuckDBPyConnection, f: Filter) -> str:

@@ -17,17 +17,20 @@ import pandas as pd
 import scipy.sparse as sp
 import shapely
 
-from app.h3cells import check_res, parent_sql
+from app import store
+from app.access import AccessContext
+from app.h3cells import check_res
 
 
-def study_area_cells(con: duckdb.DuckDBPyConnection, res: int) -> np.ndarray:
-    """Sorted uint64 cells covering the study area at ``res``."""
+def study_area_cells(
+    con: duckdb.DuckDBPyConnection, res: int, access: AccessContext | None = None
+) -> np.ndarray:
+    """Sorted uint64 cells covering the study area at ``res`` (and any cell holding a record of
+    a dataset the viewer, ``access``, may see)."""
     res = check_res(res)
     boundary_hash, geojson = _wards_geojson(con)
     cells = _polyfill(boundary_hash, geojson, res)
-    with_events = con.execute(f"SELECT DISTINCT {parent_sql('h3', res)} FROM event_rows").fetchnumpy()
-    extra = next(iter(with_events.values())).astype(np.uint64) if with_events else np.zeros(0, np.uint64)
-    return np.union1d(cells, extra)
+    return np.union1d(cells, store.cells_with_events(con, res, access))
 
 
 def _wards_geojson(con: duckdb.DuckDBPyConnection) -> tuple[str, tuple[str, ...]]:

@@ -53,7 +53,7 @@ def hex_hotspots(
 ) -> tuple[pd.DataFrame, GiStar]:
     """Gi* of the selected records per cell; every cell of the study area, hot or not."""
     res = check_hex_res(res)
-    cells = study_area_cells(con, res)
+    cells = study_area_cells(con, res, f.access)
     f = validate(con, f)
     counts = raw_hex_counts(con, f, res)
     sharing = sharing_level(con, f)
@@ -87,7 +87,7 @@ def per_dataset_hotspots(
     missing from the result would tell that it has none."""
     res = check_hex_res(res)
     f = validate(con, f)
-    cells = study_area_cells(con, res)
+    cells = study_area_cells(con, res, f.access)
     weights = kring_weights(cells, k)
     counts = raw_hex_counts(con, f, res)
     units = dataset_units(con, f)

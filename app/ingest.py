@@ -45,6 +45,8 @@ from app.readers import (
     open_source,
     tolerant_csv_source,
 )
+from app.record_key import seed, source_name
+from app.store.duckdb import RECORD_KEY_FUNCTION, register_record_key
 from app.ward_index import WardIndex
 from app.warehouse import SCHEMA_VERSION, connect, load_lock, stored_schema_version, writable_copy
 
@@ -142,8 +144,13 @@ def load(
         obsolete = set(previous["datasets"]) - {d.id for d in catalog.datasets}
         results: dict[str, dict] = {}
         study_area: dict = previous.get("study_area", {})
-        if todo or obsolete or boundaries_changed:
+        from app.places import places_stale, write_places  # gazetteer and postcodes
+
+        if todo or obsolete or boundaries_changed or places_stale(db_path, catalog):
             with writable_copy(db_path) as con:
+                # Outside every dataset's transaction: a function created inside one that rolls
+                # back can be neither called nor created again on this connection.
+                register_record_key(con)
                 if new_wards is not None:
                     wards = _store_wards(con, new_wards, boundary_hash, index)
                 else:
@@ -151,15 +158,18 @@ def load(
                     index = _stored_index(con, wards) if todo else None
                 study_area = _study_area_summary(catalog, wards)
                 con.execute("INSERT OR REPLACE INTO meta VALUES ('study_area', ?)", [json.dumps(study_area)])
+                write_places(con, catalog)  # after the wards: each place gets the ward holding it
                 for ds_id in sorted(obsolete):
                     _drop_dataset(con, ds_id)
                 if todo and index is None:  # stored by an older version: build and keep it
                     index = _store_index(con, WardIndex(wards))
                 placer = Placer(con, wards, index) if todo else None
+                uploaded = _uploaded_ids(catalog) if todo else set()
                 for i, ds in enumerate(todo):
                     progress(f"{ds.id} ({i + 1}/{len(todo)})", i / len(todo))
                     hashes = file_hashes[ds.id]
-                    results[ds.id] = _load_dataset_atomically(con, catalog, ds, hashes, placer, now)
+                    names = _source_names(catalog, ds, uploaded)
+                    results[ds.id] = _load_dataset_atomically(con, catalog, ds, hashes, placer, now, names)
                 progress("done", 1.0)
                 stored = _stored_reports(con)
         else:
@@ -187,6 +197,22 @@ def load(
         "skipped_uploads": list(catalog.skipped),
         "load_seconds": round(time.perf_counter() - started, 3),
     }
+
+
+def _uploaded_ids(catalog: Catalog) -> set[str]:
+    """The datasets that the uploads list added to the catalogue (the catalogue file alone
+    does not name them)."""
+    return {d.id for d in catalog.datasets} - {d.id for d in load_catalog(catalog.path).datasets}
+
+
+def _source_names(catalog: Catalog, ds: Dataset, uploaded: set[str]) -> list[str]:
+    """The names the files' record keys are seeded with (``app.record_key``): a file added
+    through the dashboard by its own name, any other relative to the catalogue's folder, so
+    moving the data and catalogue together keeps every key and every released figure."""
+    if ds.id in uploaded:
+        return [Path(file).name for file in ds.files]
+    folder = os.path.abspath(catalog.path.parent)
+    return [source_name(os.path.abspath(file), folder) for file in ds.files]
 
 
 def _fingerprint(ds: Dataset, file_hashes: dict[str, list[str]]) -> str:
@@ -322,6 +348,7 @@ def _load_dataset_atomically(
     hashes: list[str],
     placer: Placer,
     now: dt.datetime,
+    source_names: list[str],
 ) -> dict:
     """Read, validate and place every file of a dataset, then swap its rows in one transaction.
 
@@ -339,7 +366,9 @@ def _load_dataset_atomically(
         con.execute("BEGIN TRANSACTION")
         in_transaction = True
         _delete_rows(con, ds.id)
-        files = [write_file(con, ds, p, h) for p, h in zip(prepared, hashes, strict=True)]
+        files = [
+            write_file(con, ds, p, h, n) for p, h, n in zip(prepared, hashes, source_names, strict=True)
+        ]
         report = _dataset_report(con, ds, files, time.perf_counter() - started)
         if report["rows_loaded"] == 0:
             raise SourceError(_all_quarantined(con, ds, report))
@@ -632,8 +661,11 @@ def _reasons(rows: np.ndarray, reasons: str | np.ndarray) -> pa.Table:
     return pa.table({"__row": pa.array(rows, type=pa.int64()), "reason": pa.array(reason, type=pa.string())})
 
 
-def write_file(con: duckdb.DuckDBPyConnection, ds: Dataset, prepared: PreparedFile, sha256: str) -> dict:
-    """Append one prepared file's events and quarantined rows; return its counts."""
+def write_file(
+    con: duckdb.DuckDBPyConnection, ds: Dataset, prepared: PreparedFile, sha256: str, name: str
+) -> dict:
+    """Append one prepared file's events and quarantined rows; return its counts. ``name`` is
+    the file's name as its record keys are seeded with it (``app.record_key``)."""
     stage, file, placed = prepared.stage, str(prepared.file), prepared.placed
     con.register(stage + "_outside", prepared.outside)
     con.register(stage + "_rejects_q", prepared.rejects)
@@ -641,7 +673,8 @@ def write_file(con: duckdb.DuckDBPyConnection, ds: Dataset, prepared: PreparedFi
     file_no = con.execute("SELECT coalesce(max(file_no), 0) + 1 FROM event_files").fetchall()[0][0]
     con.execute("INSERT INTO event_files VALUES (?, ?, ?, ?, ?)", [file_no, ds.id, ds.agency, ds.kind, file])
     # A row's own agency is kept only where it differs from the dataset's (events falls back).
-    agency, params = "NULL", {**placed.params, "file_no": file_no}
+    agency, params = "NULL", {**placed.params, "file_no": file_no, "rk_seed": seed(ds.id, name)}
+    register_record_key(con)
     if ds.agency_column:
         agency, params["agency"] = "NULLIF(p.__agency, $agency)", ds.agency
     ward, ward_join = "p.ward", ""
@@ -652,7 +685,7 @@ def write_file(con: duckdb.DuckDBPyConnection, ds: Dataset, prepared: PreparedFi
         )
     columns = (
         f"$file_no, {agency}, p.__category, p.__ts, p.__lat, p.__lon, p.__weight, "
-        f"p.__record_id, p.__h3, {ward}, p.__row"
+        f"p.__record_id, p.__h3, {ward}, p.__row, {RECORD_KEY_FUNCTION}($rk_seed::UBIGINT, p.__row)"
     )
     points = f"SELECT * FROM ({placed.inside}) UNION ALL BY NAME SELECT * FROM {stage}_fixed"
     if ds.ward_column:

@@ -14,24 +14,34 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from app import store
+from app.access import AccessContext
 from app.ingest import REASONS
 
 
-def catalogue(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    return con.execute(
+def _sees(access: AccessContext | None, dataset: str) -> bool:
+    return access is None or access.may_see(dataset)
+
+
+def catalogue(con: duckdb.DuckDBPyConnection, access: AccessContext | None = None) -> pd.DataFrame:
+    """The catalogue rows of the datasets the viewer (``access``; None: anyone) may see."""
+    frame = con.execute(
         """
         SELECT id, title, agency, kind, sharing, owner, licence, attribution,
                loaded_at
         FROM datasets ORDER BY kind, agency, id
         """
     ).df()
+    seen = [_sees(access, i) for i in frame["id"]]
+    return frame[pd.Series(seen, index=frame.index, dtype=bool)].reset_index(drop=True)
 
 
-def load_report(con: duckdb.DuckDBPyConnection) -> list[dict]:
+def load_report(con: duckdb.DuckDBPyConnection, access: AccessContext | None = None) -> list[dict]:
     """Each dataset's load report as the dashboard and exports show it: a partners' or
-    restricted dataset's first and last times in whole months (as ``filters.span_sql``)."""
-    rows = con.execute("SELECT report_json FROM datasets ORDER BY kind, agency, id").fetchall()
-    return [_released_span(json.loads(r[0])) for r in rows]
+    restricted dataset's first and last times in whole months (as ``filters.span_sql``). Only
+    the datasets the viewer (``access``) may see."""
+    rows = con.execute("SELECT id, report_json FROM datasets ORDER BY kind, agency, id").fetchall()
+    return [_released_span(json.loads(r[1])) for r in rows if _sees(access, r[0])]
 
 
 def _released_span(report: dict) -> dict:
@@ -46,7 +56,7 @@ def _released_span(report: dict) -> dict:
     }
 
 
-def report_table(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+def report_table(con: duckdb.DuckDBPyConnection, access: AccessContext | None = None) -> pd.DataFrame:
     """One row per dataset: rows read, loaded, quarantined, share quarantined, period, how
     precise its locations are, and warnings (a reload that lost most of its rows)."""
     frame = pd.DataFrame(
@@ -67,29 +77,38 @@ def report_table(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
                 "locations": (r.get("location_precision") or {}).get("note", ""),
                 "warnings": "; ".join(r.get("warnings", [])),
             }
-            for r in load_report(con)
+            for r in load_report(con, access)
         ]
     )
     return frame
 
 
-def quarantine_by_reason(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+def quarantine_by_reason(con: duckdb.DuckDBPyConnection, access: AccessContext | None = None) -> pd.DataFrame:
+    """Quarantined rows per dataset (of those the viewer may see) and reason."""
     frame = con.execute(
         """
         SELECT dataset, reason, count(*) AS rows
         FROM quarantine GROUP BY dataset, reason ORDER BY dataset, rows DESC
         """
     ).df()
+    seen = [_sees(access, d) for d in frame["dataset"]]
+    frame = frame[pd.Series(seen, index=frame.index, dtype=bool)].reset_index(drop=True)
     frame["meaning"] = frame["reason"].map(REASONS).fillna("")
     return frame
 
 
 def quarantine_sample(
-    con: duckdb.DuckDBPyConnection, dataset: str, reason: str | None = None, limit: int = 20
+    con: duckdb.DuckDBPyConnection,
+    dataset: str,
+    reason: str | None = None,
+    limit: int = 20,
+    access: AccessContext | None = None,
 ) -> pd.DataFrame:
     """A few quarantined rows with file, row and column, for an analyst to show the owner. The
-    file is named, not its path on the server."""
-    sharing = con.execute("SELECT sharing FROM datasets WHERE id = ?", [dataset]).fetchall()[0]
+    file is named, not its path on the server. A dataset the viewer may not see is answered as
+    one that does not exist."""
+    found = con.execute("SELECT sharing FROM datasets WHERE id = ?", [dataset]).fetchall()
+    sharing = found[0] if found and _sees(access, dataset) else None
     if sharing is None:
         raise KeyError(f"no dataset '{dataset}' in the warehouse")
     raw = "raw" if sharing[0] != "restricted" else "'(withheld: restricted dataset)'"
@@ -163,19 +182,16 @@ def study_area(con: duckdb.DuckDBPyConnection) -> dict:
     return json.loads(row[0]) if row else {}
 
 
-def dataset_agencies(con: duckdb.DuckDBPyConnection, threshold: int = 5) -> dict[str, list[str]]:
+def dataset_agencies(
+    con: duckdb.DuckDBPyConnection, threshold: int = 5, access: AccessContext | None = None
+) -> dict[str, list[str]]:
     """The agencies each dataset's records name: most records first for an open dataset; for a
     partners' or restricted one, only those with at least ``threshold`` records, in alphabetical
     order, so that the list tells neither that an agency has one to four records nor how the
     agencies rank. A file that holds several agencies (``agency_column``) has one catalogue
-    agency, but its rows say whose they are."""
-    rows = con.execute(
-        """
-        SELECT f.dataset, coalesce(r.agency, f.agency) AS agency, count(*) AS n, any_value(d.sharing)
-        FROM event_rows r JOIN event_files f USING (file_no) JOIN datasets d ON d.id = f.dataset
-        GROUP BY 1, 2 ORDER BY f.dataset, n DESC, agency
-        """
-    ).fetchall()
+    agency, but its rows say whose they are. Only the datasets the viewer (``access``) may see;
+    a protected one they see exactly lists every agency."""
+    rows = store.agency_counts_by_dataset(con, access)
     found: dict[str, list[str]] = {}
     for dataset, agency, n, sharing in rows:
         if sharing in ("partners", "restricted"):

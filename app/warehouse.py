@@ -17,7 +17,7 @@ from pathlib import Path
 
 import duckdb
 
-SCHEMA_VERSION = 3  # 3: ward numbers are INTEGER (more than 32,767 areas)
+SCHEMA_VERSION = 4  # 3: ward numbers are INTEGER (more than 32,767 areas); 4: record keys (rkey)
 
 # Each event keeps what only it knows, and its ward by number; what every row of one file shares
 # (dataset, agency, kind, the file's path) is stored once per file in ``event_files``. That
@@ -54,11 +54,12 @@ CREATE TABLE IF NOT EXISTS event_rows (
     record_id VARCHAR,
     h3 UBIGINT NOT NULL,
     ward_no INTEGER NOT NULL,
-    source_row BIGINT NOT NULL
+    source_row BIGINT NOT NULL,
+    rkey UBIGINT NOT NULL  -- app.record_key: the record's key for disclosure control
 );
 CREATE OR REPLACE VIEW events AS
 SELECT f.dataset, coalesce(r.agency, f.agency) AS agency, f.kind, r.category, r.ts, r.lat, r.lon,
-       r.weight, r.record_id, r.h3, w.code AS ward_code, f.source_file, r.source_row
+       r.weight, r.record_id, r.h3, w.code AS ward_code, f.source_file, r.source_row, r.rkey
 FROM event_rows r JOIN event_files f USING (file_no) JOIN wards w USING (ward_no);
 CREATE TABLE IF NOT EXISTS quarantine (
     dataset VARCHAR NOT NULL,
@@ -116,8 +117,13 @@ def connect(
 def session(con: duckdb.DuckDBPyConnection, read_only: bool = True) -> duckdb.DuckDBPyConnection:
     """Apply the per-connection settings to ``con`` (a new cursor starts without them: in the
     in-memory catalogue, in the machine's time zone) and return it."""
-    if read_only:
-        con.execute(f"USE {_READER}")
+    if (
+        read_only
+        and con.execute(
+            "SELECT count(*) FROM duckdb_databases() WHERE database_name = ?", [_READER]
+        ).fetchall()[0][0]
+    ):
+        con.execute(f"USE {_READER}")  # a store folder's views live in the connection's own catalogue
     con.execute("SET TimeZone = 'UTC'")
     return con
 
@@ -134,7 +140,10 @@ def check_warehouse_file(path: str | Path) -> None:
     take a CSV for a database of its own. A missing or empty file is a new warehouse."""
     path = Path(path)
     if path.is_dir():
-        raise NotAWarehouse(f"{path}: is a folder, not a warehouse file; name a .duckdb file")
+        raise NotAWarehouse(
+            f"{path}: is a folder, not a warehouse file; name a .duckdb file or a store folder "
+            "(one with a manifest.json)"
+        )
     if not path.exists() or path.stat().st_size == 0:
         return
     offset, magic = _MAGIC
@@ -156,7 +165,16 @@ class OutdatedWarehouse(RuntimeError):
 
 def open_readonly(path: str | Path) -> duckdb.DuckDBPyConnection:
     """A read-only connection, refused for a warehouse written in another schema: its queries
-    would fail table by table, where one load rebuilds it whole."""
+    would fail table by table, where one load rebuilds it whole.
+
+    ``path`` may name a store folder (``app.store.layout``, written by this engine or Spark):
+    it opens as views with the warehouse's names, so every reader serves both."""
+    from app.store import layout  # the store's modules import nothing from here at import time
+
+    if layout.is_store(path):
+        from app.store.duckdb import open_store
+
+        return open_store(path)
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no warehouse yet; run `python -m app load` first")

@@ -138,9 +138,13 @@ def test_ward_profile(app, small_demo_db):
 
 def test_hotspots_page_ranks_and_shows_the_matrix(app):
     at = app("pages/hotspots.py")
-    table = at.dataframe[0].value
-    assert {"h3_cell", "z", "hot_demand_agencies", "intervention status"} <= set(table.columns)
-    assert table["z"].is_monotonic_decreasing
+    areas = at.dataframe[0].value
+    assert {"Area", "Records", "Agencies involved", "Intervention status", "Trend", "Show on map"} <= set(
+        areas.columns
+    )
+    detail = next(e for e in at.expander if "Analyst detail" in e.label).dataframe[0].value
+    assert {"h3_cell", "z", "hot_demand_agencies", "intervention status"} <= set(detail.columns)
+    assert detail["z"].is_monotonic_decreasing
     assert len(at.get("plotly_chart")) == 1
 
 

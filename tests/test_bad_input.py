@@ -223,7 +223,7 @@ def test_the_sidebar_labels_a_many_agency_file_with_its_agencies_as_text(odd_nam
 def _legend_page(title: str, label: str) -> None:
     from types import SimpleNamespace
 
-    from app import ui
+    from app.dashboard import ui
 
     ui.legend(title, [SimpleNamespace(label=label, color=(1, 2, 3))])
 

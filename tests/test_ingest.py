@@ -341,7 +341,7 @@ def test_a_warehouse_of_an_older_schema_is_rebuilt(area):
     assert kinds["events"] == "VIEW"
     assert columns == [
         "dataset", "agency", "kind", "category", "ts", "lat", "lon", "weight", "record_id", "h3",
-        "ward_code", "source_file", "source_row",
+        "ward_code", "source_file", "source_row", "rkey",
     ]  # fmt: skip
 
 
