@@ -24,6 +24,20 @@ data/demo/planted.json: app/demo_city.py | $(VENV)/.runtime
 
 demo: data/demo/planted.json
 
+# The Spark engine (load --engine spark, its tests) needs Java 17: installed from Debian when it
+# is missing and make runs as root; otherwise make says what to install.
+.PHONY: java load-spark
+java:
+	@command -v java >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; \
+	  else echo "note: the Spark engine needs Java 17 (Debian: apt-get install openjdk-17-jre-headless)"; fi; }
+
+# The demo city loaded on Spark (local[*], or the master SPARK_MASTER names) into a store folder.
+STORE ?= data/store
+load-spark: $(VENV)/.runtime data/demo/planted.json java
+	$(PY) -m app load --engine spark --catalog $(CATALOG) --db $(STORE)
+
 # Loads are idempotent: unchanged files are skipped, so this is quick when nothing changed.
 load: $(VENV)/.runtime data/demo/planted.json
 	$(PY) -m app load --catalog $(CATALOG) --db $(DB)
@@ -32,7 +46,7 @@ run: load
 	COMMON_GROUND_DB=$(DB) COMMON_GROUND_CATALOG=$(CATALOG) $(PY) -m streamlit run app/dashboard/streamlit_app.py \
 		--server.port $(PORT) --server.headless true --browser.gatherUsageStats false
 
-test: $(VENV)/.dev data/demo/planted.json
+test: $(VENV)/.dev data/demo/planted.json java
 	$(PY) -m pytest
 
 lint: $(VENV)/.dev
@@ -43,7 +57,8 @@ bench: $(VENV)/.dev
 	$(PY) bench/query.py
 	$(PY) bench/hotspots.py
 	$(PY) bench/dashboard.py
+	$(PY) bench/ward_profile.py
 	$(PY) bench/forecast.py
 
 clean:
-	rm -rf data/demo $(DB) $(DB).lock test-artifacts
+	rm -rf data/demo $(DB) $(DB).lock $(STORE) test-artifacts
