@@ -8,14 +8,18 @@ import html
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from app import quality
+from app.access import AccessContext
+from app.dashboard.access_ui import current_access
 from app.db import version, warehouse_path
 from app.disclosure import DEFAULT_RULE
-from app.filters import Filter, categories_in, category_scope, data_period, dataset_categories
+from app.filters import Filter, categories_in, category_scope, data_period, dataset_categories, period_words
+from app.store.layout import NotAStore
 from app.warehouse import NotAWarehouse, OutdatedWarehouse, open_readonly, session
 
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
@@ -30,30 +34,76 @@ def plain(text: object) -> str:
     return _MARKDOWN.sub(r"\\\1", str(text)).replace("\n", " ")
 
 
+_PIN_KEY = "_warehouse_pin"  # (version, connection) this run reads, set when the run begins
+
+
+class _Moved(RuntimeError):
+    """A load renamed a new warehouse into place while a connection was being opened."""
+
+
 @st.cache_resource(max_entries=2)
 def _connection(path: str, stamp: tuple[int, int]):
-    return open_readonly(path)
+    """A connection on the warehouse file whose version is ``stamp``, taken from the path just
+    before the call. A load may rename a new file into place in between; if the version differs
+    just after opening, the connection may be on either file, so it is refused (and not cached)
+    and the caller tries again: a connection is only ever cached under the version it reads."""
+    con = open_readonly(path)
+    if version(Path(path)) != tuple(stamp):
+        con.close()
+        raise _Moved(path)
+    return con
 
 
-def warehouse():
-    """A cursor on the current warehouse (each session thread gets its own cursor)."""
+def _pin() -> tuple[tuple[int, int], object]:
+    """Resolve, once per run, the warehouse version and the connection that reads it; every
+    figure of the run, cached or not, and its provenance line then come from that one file,
+    even when a load renames a new one into place while the page is being drawn."""
     path = warehouse_path()
     if not path.exists():
         st.error("No warehouse has been loaded yet. Run `make run` (or `python -m app load`) first.")
         st.stop()
     try:
-        return session(_connection(str(path), version(path)).cursor())
-    except (OutdatedWarehouse, NotAWarehouse) as exc:
+        for _ in range(5):
+            stamp = version(path)
+            try:
+                pinned = (stamp, _connection(str(path), stamp))
+                break
+            except _Moved:
+                continue
+        else:
+            st.error("The warehouse is being reloaded right now; refresh the page in a moment.")
+            st.stop()
+    except (OutdatedWarehouse, NotAWarehouse, NotAStore) as exc:
         # The reason and what to do, without the server's paths.
         st.error(str(exc).replace(f"{path}: ", "The warehouse file "))
         st.stop()
+    st.session_state[_PIN_KEY] = pinned
+    return pinned
+
+
+def pin_version() -> tuple[int, int]:
+    """At the start of a run (the sidebar): the warehouse version the whole run reads."""
+    return _pin()[0]
 
 
 def db_version() -> tuple[int, int]:
-    path = warehouse_path()
-    if not path.exists():
-        warehouse()  # says what to do, and stops the page
-    return version(path)
+    """The warehouse version this run reads: pinned when the run began, so a page's cache keys
+    and its provenance line never name two versions."""
+    pinned = st.session_state.get(_PIN_KEY)
+    return (pinned or _pin())[0]
+
+
+def warehouse(stamp: tuple[int, int] | None = None):
+    """A cursor (each session thread gets its own) on the warehouse this run reads. A cached
+    call passes ``stamp``, the version it is keyed by, so that a cache miss runs on exactly that
+    version and never on a file a load has put in place since the run began."""
+    pinned = st.session_state.get(_PIN_KEY) or _pin()
+    if stamp is not None and tuple(stamp) != pinned[0]:
+        try:
+            pinned = (tuple(stamp), _connection(str(warehouse_path()), tuple(stamp)))
+        except _Moved:  # that version is gone: draw the page again on the current one
+            st.rerun()
+    return session(pinned[1].cursor())
 
 
 @dataclass(frozen=True)
@@ -66,13 +116,13 @@ class View:
 
 
 @st.cache_data(ttl=600)
-def catalogue_frame(stamp: tuple[int, int]) -> pd.DataFrame:
+def catalogue_frame(stamp: tuple[int, int], ctx: AccessContext) -> pd.DataFrame:
     """The datasets with the label the sidebar shows. A file whose rows name several agencies
     (``agency_column``) has one catalogue agency; its label also names the agencies its records
     belong to, most records first, so a service manager finds their agency's records in it."""
-    con = warehouse()
-    frame = quality.catalogue(con)[["id", "title", "agency", "kind", "sharing"]]
-    named = quality.dataset_agencies(con)
+    con = warehouse(stamp)
+    frame = quality.catalogue(con, ctx)[["id", "title", "agency", "kind", "sharing"]]
+    named = quality.dataset_agencies(con, access=ctx)
     labels = []
     for r in frame.itertuples():
         agencies = named.get(r.id, [])
@@ -87,19 +137,21 @@ def catalogue_frame(stamp: tuple[int, int]) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=600)
-def categories_of(stamp: tuple[int, int], datasets: tuple[str, ...]) -> list[str]:
-    return categories_in(warehouse(), datasets)
+def categories_of(stamp: tuple[int, int], datasets: tuple[str, ...], ctx: AccessContext) -> list[str]:
+    return categories_in(warehouse(stamp), datasets, access=ctx)
 
 
 @st.cache_data(ttl=600)
-def category_scope_of(stamp: tuple[int, int], categories: tuple[str, ...]) -> tuple[str, ...]:
+def category_scope_of(
+    stamp: tuple[int, int], categories: tuple[str, ...], ctx: AccessContext
+) -> tuple[str, ...]:
     """The datasets a category choice narrows (the others are shown whole)."""
-    return category_scope(dataset_categories(warehouse()), categories)
+    return category_scope(dataset_categories(warehouse(stamp), access=ctx), categories)
 
 
 @st.cache_data(ttl=600)
-def period_of(stamp: tuple[int, int]) -> tuple[dt.date, dt.date] | None:
-    return data_period(warehouse(), Filter())
+def period_of(stamp: tuple[int, int], ctx: AccessContext) -> tuple[dt.date, dt.date] | None:
+    return data_period(warehouse(stamp), Filter(access=ctx))
 
 
 def _param_list(
@@ -136,9 +188,10 @@ def sidebar() -> View:
     for key in _FILTER_KEYS:
         if key in st.session_state:
             st.session_state[key] = st.session_state[key]
-    version_now = db_version()
-    cat = catalogue_frame(version_now)
-    span = period_of(version_now)
+    ctx = current_access()  # draws the sign-in or refusal page and stops when not let in
+    version_now = pin_version()
+    cat = catalogue_frame(version_now, ctx)
+    span = period_of(version_now, ctx)
     if span is None:
         st.info(
             "The warehouse holds no records yet. Run `python -m app load` and read its report: "
@@ -156,7 +209,11 @@ def sidebar() -> View:
     _init("f_kinds", _param_list("kinds", ("demand", "intervention"), ignored, "record kind"))
     _init("f_datasets", _param_list("ds", ids, ignored, "dataset (not in this warehouse)"))
     linked = st.query_params.get_all("cat")
-    known = set(categories_of(version_now, tuple(st.session_state["f_datasets"] or ids))) if linked else set()
+    known = (
+        set(categories_of(version_now, tuple(st.session_state["f_datasets"] or ids), ctx))
+        if linked
+        else set()
+    )
     if unknown := [c for c in linked if c not in known]:
         ignored.append(f"category (not in these datasets) {', '.join(unknown)}")
     _init("f_categories", [c for c in linked if c in known])
@@ -189,12 +246,12 @@ def sidebar() -> View:
             placeholder="All datasets",
         )
         chosen = tuple(datasets or offered)
-        options = categories_of(version_now, chosen)
+        options = categories_of(version_now, chosen, ctx)
         st.session_state["f_categories"] = [c for c in st.session_state["f_categories"] if c in options]
         categories = st.multiselect("Categories", options, key="f_categories", placeholder="All categories")
         if categories:
             narrowed = [
-                label.get(d, d) for d in category_scope_of(version_now, tuple(categories)) if d in chosen
+                label.get(d, d) for d in category_scope_of(version_now, tuple(categories), ctx) if d in chosen
             ]
             kept = [label.get(d, d) for d in chosen if label.get(d, d) not in narrowed]
             st.caption(
@@ -223,6 +280,7 @@ def sidebar() -> View:
         end=p_end if p_end != last else None,
         weekdays=tuple(WEEKDAYS.index(w) + 1 for w in weekdays),
         hours=tuple(range(hours[0], hours[1] + 1)) if tuple(hours) != (0, 23) else (),
+        access=ctx,
     )
     _write_url(datasets, kinds, categories, f, res, hours)
     view = View(filter=f, res=int(res), k=1)
@@ -297,11 +355,12 @@ def current_view() -> View:
     return view
 
 
-def trend_chart(trend: pd.DataFrame, key: str, freq: str = "month") -> None:
+def trend_chart(trend: pd.DataFrame, key: str, freq: str = "month", windows: tuple | None = None) -> None:
     """Records per dataset (``trends.agency_trend``), grouped by agency in the legend, demand
     solid and interventions dashed. A period whose figure is suppressed is a gap with its "<5",
     never a misleading zero; a line with no released figure at all is not drawn, and is named
-    under the chart rather than left in the legend with nothing to show."""
+    under the chart rather than left in the legend with nothing to show. ``windows`` (two
+    (start, end) pairs: the compared year and the year before) are shaded behind the lines."""
     import html
 
     import plotly.graph_objects as go
@@ -334,6 +393,19 @@ def trend_chart(trend: pd.DataFrame, key: str, freq: str = "month") -> None:
                 "%{customdata}<extra></extra>",
             )
         )
+    for (start, end), (colour, label) in zip(
+        windows or (), (("#fdae6b", "compared year"), ("#fee6ce", "year before")), strict=False
+    ):
+        chart.add_vrect(
+            x0=pd.Timestamp(start) - pd.Timedelta(days=14),
+            x1=pd.Timestamp(end).replace(day=1) + pd.Timedelta(days=14),
+            fillcolor=colour,
+            opacity=0.35,
+            line_width=0,
+            layer="below",
+            annotation_text=f"{label}: {period_words(start, end)}",
+            annotation_position="top left",
+        )
     protected = (trend["sharing"] != "open").any()
     chart.update_layout(
         yaxis_title="Records (partners' figures protected)" if protected else "Records",
@@ -343,6 +415,10 @@ def trend_chart(trend: pd.DataFrame, key: str, freq: str = "month") -> None:
     )
     st.plotly_chart(chart, width="stretch", key=key)
     notes = ["One line per dataset, never added up: datasets of one agency count different things."]
+    if windows:
+        notes.append(
+            f"Shaded: {period_words(*windows[0])}, compared with {period_words(*windows[1])} in the summary."
+        )
     if (trend["suppressed_datasets"] > 0).any():
         notes.append(
             f"A gap is a {freq} whose figure is suppressed (below {DEFAULT_RULE.threshold}, zero "
@@ -397,12 +473,12 @@ def provenance(con, view: View, shown: list[str], note: str = "", res: int | Non
     """Under every map and table: what is shown, at which resolution (``res``, the one drawn,
     when the map stepped down from the one asked for), from what, under which rule, and how
     precise each coarse dataset's locations are. Names from files are escaped (``plain``)."""
-    reports = quality.load_report(con)
+    reports = quality.load_report(con, view.filter.access)
     report = pd.DataFrame(reports)
     if view.filter.datasets:
         report = report[report["id"].isin(view.filter.datasets)]
     area = quality.study_area(con)
-    attributions = sorted({a for a in quality.catalogue(con)["attribution"] if a})
+    attributions = sorted({a for a in quality.catalogue(con, view.filter.access)["attribution"] if a})
     boundaries = area.get("vintage") or area.get("boundaries", "")
     lines = [
         f"**Shown:** {', '.join(plain(s) for s in shown) or 'nothing'} · resolution {res or view.res}"
