@@ -36,7 +36,7 @@ def layer_ids(at: AppTest) -> list[str]:
 
 
 def test_map_defaults_to_wards_with_names(app):
-    at = app("pages/map.py")
+    at = app("screens/map.py")
     # Ward boundaries are drawn once: by the outlines layer, not again by the choropleth.
     assert layer_ids(at) == ["wards", "outlines", "ward-names"]
     markdown = " ".join(m.value for m in at.markdown)
@@ -47,17 +47,17 @@ def test_map_defaults_to_wards_with_names(app):
 def test_every_registered_layer_draws(app):
     import layers
 
-    at = app("pages/map.py", layers=",".join(layers.REGISTRY))
+    at = app("screens/map.py", layers=",".join(layers.REGISTRY))
     ids = layer_ids(at)
     for name in ("wards", "density", "hotspots", "emerging", "overlap", "interventions", "outlines"):
         assert name in ids
 
 
 def test_the_ward_figure_is_asked_only_with_the_ward_layer_and_kept_in_the_url(app):
-    at = app("pages/map.py", layers="hexes", metric="rate_per_1000")
+    at = app("screens/map.py", layers="hexes", metric="rate_per_1000")
     assert not [r for r in at.radio if r.key == "map_metric"]
     assert at.query_params["metric"] == "rate_per_1000"  # kept for when the wards come back
-    at = app("pages/map.py", layers="wards,hexes", metric="rate_per_1000")
+    at = app("screens/map.py", layers="wards,hexes", metric="rate_per_1000")
     assert at.radio(key="map_metric").value == "rate_per_1000"
     markdown = " ".join(m.value for m in at.markdown)
     assert "Rate per 1,000" in markdown  # the ward legend follows the figure
@@ -67,7 +67,7 @@ def test_the_clickable_ward_layer_draws_no_outline(app):
     """Clicking a ward opens its profile. deck.gl draws every pickable layer again to find what
     is under the pointer; a stroked ward layer made that 300 ms in a software-rendered browser,
     past deck.gl's 250 ms limit for a click, so the outline is a layer that is not picked."""
-    at = app("pages/map.py", layers="wards")
+    at = app("screens/map.py", layers="wards")
     by_id = {layer["id"]: layer for layer in deck(at)["layers"]}
     assert by_id["wards"]["pickable"] is True and by_id["wards"]["stroked"] is False
     assert by_id["ward-lines"]["pickable"] is False and by_id["ward-lines"]["stroked"] is True
@@ -75,7 +75,7 @@ def test_the_clickable_ward_layer_draws_no_outline(app):
 
 
 def test_filter_changes_the_map_and_lands_in_the_url(app):
-    at = app("pages/map.py", layers="density")
+    at = app("screens/map.py", layers="density")
     before = deck(at)["layers"][0]["data"]
     at.multiselect(key="f_datasets").set_value(["council_env"]).run()
     after = deck(at)["layers"][0]["data"]
@@ -85,7 +85,7 @@ def test_filter_changes_the_map_and_lands_in_the_url(app):
 
 def test_url_state_round_trip(app):
     at = app(
-        "pages/map.py",
+        "screens/map.py",
         ds="council_env,fire_incidents",
         dow="6,7",
         hr="18,23",
@@ -115,10 +115,10 @@ def test_url_state_round_trip(app):
 def test_suppressed_counts_are_unlisted_hexes_and_read_as_less_than_five_in_wards(app):
     """A hex of a restricted dataset is drawn only where its figure is released (a drawn "<5"
     would mean one to four); every ward is drawn, a suppressed one, zero included, reading "<5"."""
-    at = app("pages/map.py", layers="density", ds="early_help", res="10")
+    at = app("screens/map.py", layers="density", ds="early_help", res="10")
     tips = [row["tip"] for row in deck(at)["layers"][0]["data"]]
     assert tips and not any("<5" in t for t in tips)
-    at = app("pages/map.py", layers="wards", ds="early_help", hr="3,3")
+    at = app("screens/map.py", layers="wards", ds="early_help", hr="3,3")
     tips = [f["properties"]["tip"] for f in deck(at)["layers"][0]["data"]["features"]]
     assert any("<5" in t for t in tips)  # plain text: the "<" is shown as it is
     # ... and drawn in a colour of its own, named in the legend, not in the lowest class.
@@ -126,7 +126,7 @@ def test_suppressed_counts_are_unlisted_hexes_and_read_as_less_than_five_in_ward
 
 
 def test_ward_profile(app, small_demo_db):
-    at = app("pages/ward.py", ward="E05900002")
+    at = app("screens/ward.py", ward="E05900002")
     assert at.selectbox(key="ward_pick").value == "E05900002"
     assert at.title[0].value.startswith("Ward profile:")
     labels = [m.label for m in at.metric]
@@ -137,7 +137,7 @@ def test_ward_profile(app, small_demo_db):
 
 
 def test_hotspots_page_ranks_and_shows_the_matrix(app):
-    at = app("pages/hotspots.py")
+    at = app("screens/hotspots.py")
     areas = at.dataframe[0].value
     assert {"Area", "Records", "Agencies involved", "Intervention status", "Trend", "Show on map"} <= set(
         areas.columns
@@ -149,7 +149,7 @@ def test_hotspots_page_ranks_and_shows_the_matrix(app):
 
 
 def test_data_page_downloads_follow_the_filter(app):
-    at = app("pages/data.py", ds="council_env", res="7")
+    at = app("screens/data.py", ds="council_env", res="7")
     button = next(b for b in at.get("download_button") if "Download hexes" in b.proto.label)
     assert "rows" in button.proto.label
     at.radio(key="dl_kind").set_value("wards").run()
@@ -166,7 +166,7 @@ def test_an_outdated_warehouse_says_how_to_rebuild_it(tmp_path, monkeypatch):
         con.execute("INSERT INTO meta VALUES ('schema_version', '1')")
     monkeypatch.setenv("COMMON_GROUND_DB", str(db))
     at = AppTest.from_file(APP, default_timeout=120)
-    at.switch_page("pages/map.py").run()
+    at.switch_page("screens/map.py").run()
     assert not at.exception
     assert any("python -m app load" in e.value for e in at.error)
 
@@ -180,7 +180,7 @@ def test_an_empty_warehouse_says_what_to_do(tmp_path, monkeypatch):
     con.close()
     monkeypatch.setenv("COMMON_GROUND_DB", str(db))
     at = AppTest.from_file(APP, default_timeout=120)
-    at.switch_page("pages/map.py").run()
+    at.switch_page("screens/map.py").run()
     assert not at.exception
     assert any("python -m app load" in i.value for i in at.info)
 
@@ -198,7 +198,7 @@ def test_a_reload_while_the_app_is_open_shows_the_new_figures(
     shutil.copy(small_demo_db[0], db)
     monkeypatch.setenv("COMMON_GROUND_DB", str(db))
     at = AppTest.from_file(APP, default_timeout=120)
-    at.switch_page("pages/data.py").run()
+    at.switch_page("screens/data.py").run()
     before = {m.label: m.value for m in at.metric}["Rows read"]
 
     catalog = (small_demo / "catalog.toml").read_text().replace('"demo/', f'"{small_demo}/demo/')
