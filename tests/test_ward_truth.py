@@ -265,7 +265,7 @@ def test_printable_profile_says_what_it_compares_and_names_each_dataset(small_de
     )
     page = profile.to_html(ward)
     assert "Jan 2025 to Dec 2025 against Jan 2024 to Dec 2024" in page
-    assert "Demand records" in page and "<th>dataset</th>" in page
+    assert "Demand records" in page and "<th>Dataset</th>" in page  # plain headers
     assert "Environmental reports" in page and "no intervention data is selected" in page
     assert "spans differ" in page
     json.loads(profile.to_json(ward))
@@ -283,7 +283,7 @@ def app(small_demo_db, monkeypatch):
         at = AppTest.from_file(APP, default_timeout=120)
         for key, value in params.items():
             at.query_params[key] = value
-        at.switch_page("pages/ward.py").run()
+        at.switch_page("screens/ward.py").run()
         assert not at.exception, at.exception[0].message if at.exception else ""
         return at
 
@@ -330,7 +330,7 @@ def test_banes_ward_page_tells_each_datasets_span_and_why_there_is_no_change(ban
     monkeypatch.setenv("COMMON_GROUND_DB", str(banes))
     at = AppTest.from_file(APP, default_timeout=120)
     at.query_params["ward"] = "E05001935"
-    at.switch_page("pages/ward.py").run()
+    at.switch_page("screens/ward.py").run()
     assert not at.exception, at.exception[0].message if at.exception else ""
     captions = [c.value.replace("\\", "") for c in at.caption]
     assert at.metric[2].value == "n/a"
@@ -375,7 +375,7 @@ def test_ward_page_without_names_or_populations(bare_boundaries, monkeypatch):
     monkeypatch.setenv("COMMON_GROUND_DB", str(bare_boundaries))
     at = AppTest.from_file(APP, default_timeout=120)
     at.query_params["ward"] = "E05900002"
-    at.switch_page("pages/ward.py").run()
+    at.switch_page("screens/ward.py").run()
     assert not at.exception, at.exception[0].message if at.exception else ""
     assert at.title[0].value.replace("\\", "") == "Ward profile: E05900002"
     picker = at.selectbox(key="ward_pick")

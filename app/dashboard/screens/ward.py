@@ -1,14 +1,112 @@
-"""Ward profile (councillors): headline figures, trends per agency, categories, hotspots and
-their coverage, overlapping agencies, and a printable profile to download."""
+"""Ward profile (councillors): a briefing first (rank, what rose or fell, what is more common
+here, hotspot areas and whether interventions reach them), then the headline figures, the
+trend with the compared years marked, the ranking of all wards, and the analyst's detail folded
+away; and a profile to print."""
 
 from __future__ import annotations
 
+import html
+
+import pandas as pd
 import streamlit as st
 
-from app import profile
-from app.dashboard import cached, ui
+from app import areas, briefing, early_warning, profile
+from app.dashboard import access_ui, cached, ui
 from app.disclosure import DEFAULT_RULE
+from app.filters import Filter, period_words
 
+OWN, PERIOD = "own", "period"
+COMPARE = {
+    OWN: "Each dataset's last 12 months against the 12 before",
+    PERIOD: "The filter's period against the one just before it",
+}
+
+
+@st.cache_data(ttl=600, max_entries=32, show_spinner=False)
+def hotspot_areas(stamp, f: Filter, res: int, k: int) -> pd.DataFrame | None:
+    """The study area's areas of concentrated demand (``app.areas.areas_for``): Gi* of the
+    selected demand records alone, so that patrols or visits never make an area "of demand";
+    whether interventions reach each comes from every selected dataset's own concentration.
+    None when no demand dataset is selected."""
+    selected = cached.selected_datasets(stamp, f)
+    if not (selected["kind"] == "demand").any():
+        return None
+    demand = f.with_(kinds=("demand",))
+    return areas.areas_for(
+        ui.warehouse(),
+        demand,
+        res,
+        cached.hotspot_cells(stamp, demand, res, k)[0],
+        cached.classes(stamp, f, res, k),
+        cached.emerging_cells(stamp, demand, res, k),
+    )
+
+
+@st.cache_data(ttl=600, max_entries=64, show_spinner=False)
+def ward_briefing(stamp, f: Filter, code: str, res: int, k: int, own: bool) -> briefing.Briefing:
+    inputs = cached.briefing_inputs(stamp, f, own)
+    return briefing.ward_briefing_from(
+        inputs, briefing.ward_inputs(ui.warehouse(stamp), inputs, code), areas=hotspot_areas(stamp, f, res, k)
+    )
+
+
+@st.cache_data(ttl=600, max_entries=64, show_spinner=False)
+def cell_split(stamp, f: Filter, cells: tuple[int, ...], code: str) -> pd.DataFrame:
+    return areas.cell_ward_split(ui.warehouse(), f, list(cells), code)
+
+
+def ranking_chart(table: pd.DataFrame, code: str, key: str) -> None:
+    """Every ranked ward's rate as a bar, the chosen ward in orange."""
+    import plotly.graph_objects as go
+
+    ranked = table.dropna(subset=["Demand per 1,000 residents"])
+    if ranked.empty:
+        return
+    colours = ["#e6550d" if c == code else "#9e9ac8" for c in ranked["ward_code"]]
+    chart = go.Figure(
+        go.Bar(
+            x=ranked["Demand per 1,000 residents"],
+            y=[html.escape(n) for n in ranked["Ward"]],
+            orientation="h",
+            marker_color=colours,
+            hovertemplate="%{y}: %{x:,.1f} per 1,000<extra></extra>",
+        )
+    )
+    chart.update_layout(
+        yaxis={"autorange": "reversed"},
+        xaxis_title="Demand per 1,000 residents",
+        height=max(300, 18 * len(ranked) + 80),
+        margin={"l": 10, "r": 10, "t": 10, "b": 40},
+    )
+    st.plotly_chart(chart, width="stretch", key=key)
+
+
+def change_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """The changes tested, with plain headers: calls first, then the largest."""
+    if frame.empty:
+        return pd.DataFrame()
+    out = frame.assign(
+        what=[briefing.unit_words(r) for r in frame.itertuples()],
+        size=(frame["current"] - frame["previous"]).abs(),
+        called=frame["verdict"].isin(["rising", "falling"]),
+    ).sort_values(["called", "size"], ascending=[False, False])
+    return pd.DataFrame(
+        {
+            "What": out["what"],
+            "Verdict": out["verdict"],
+            "Records": out["current_label"],
+            "Year before": out["previous_label"],
+            "Change": [
+                briefing.pct_words(b, a) if t else ""
+                for a, b, t in zip(out["current"], out["previous"], out["tested"], strict=True)
+            ],
+            "Window": [period_words(*w) for w in out["current_window"]],
+            "Kind": out["kind"],
+        }
+    ).reset_index(drop=True)
+
+
+access_ui.require("ward")  # every role may open it; a viewer not let in is stopped here
 view = ui.current_view()
 version = ui.db_version()
 f = view.filter
@@ -27,6 +125,25 @@ if wanted and wanted not in codes:
     st.warning(f"No ward has the code {ui.plain(wanted)}: showing {ui.plain(names[code])} instead.")
 st.query_params["ward"] = code
 st.title(f"Ward profile: {ui.plain(profile.ward_label(code, names[code]))}")
+ward_geojson = shapes.set_index("ward_code").loc[code, "geojson"]
+
+has_period = f.start is not None or f.end is not None
+compare = st.selectbox(
+    "Compare",
+    [OWN, PERIOD] if has_period else [OWN],
+    format_func=COMPARE.get,
+    key="ward_compare",
+    help="The summary's changes, and the years the trend marks. Choose a period in the filter to "
+    "compare it with the one just before it instead.",
+)
+brief = ward_briefing(version, f, code, view.res, view.k, compare == OWN)
+
+st.subheader("Summary")
+sentences = [s.text for s in brief.sentences]
+if warning := early_warning.ward_sentence(ui.warehouse(), code, flags=cached.ward_warnings(version, f)):
+    sentences.append(warning)
+st.markdown("\n".join(f"- {ui.plain(s)}" for s in sentences))
+st.caption(ui.plain(brief.method))
 
 selected = cached.selected_datasets(version, f)
 kind = profile.headline_kind(f.kinds, set(selected["kind"]))
@@ -35,6 +152,7 @@ wards = cached.wards(version, head_filter)
 head = profile.headline(wards, code, kind)
 measure = head["measure"]
 period = f"{wards['period_start'].iloc[0]} to {wards['period_end'].iloc[0]}"
+st.subheader("Headline figures")
 st.caption(
     f"Period {period}. Headline figures count {measure.lower()} only"
     + (" (choose Interventions under Records to see those)." if kind == "demand" else ".")
@@ -67,41 +185,118 @@ if head_note := cached.coverage_note(version, head_filter):
 
 st.subheader("Trend per dataset")
 trend = cached.trend(version, f, "month", ward=code)
-ui.trend_chart(trend, key="ward-series")
+windows = profile.common_windows(brief.windows)
+ui.trend_chart(trend, key="ward-series", windows=windows)
 trend_note = cached.coverage_note(version, f)
 if trend_note:
     st.caption(ui.plain(trend_note))
+
+st.subheader("What changed")
+changed = change_table(brief.changes)
+if len(changed):
+    st.dataframe(changed, hide_index=True, width="stretch", key="ward_changes")
+else:
+    st.info("No change could be tested under this filter.")
+
+st.subheader("All wards ranked")
+if len(brief.ranking) and brief.ranking["rank"].notna().any():
+    measures = list(dict.fromkeys(brief.ranking["measure"]))
+    chosen = st.selectbox("Rank by", measures, key="ward_rank_by", format_func=lambda m: f"Demand: {m}")
+    ranked = profile.ranking_table(brief.ranking, chosen)
+    ranking_chart(ranked, code, key="ward-ranking")
+    st.dataframe(
+        ranked.style.apply(
+            lambda row: ["background-color: #fdd0a2" if row["ward_code"] == code else ""] * len(row), axis=1
+        ),
+        hide_index=True,
+        width="stretch",
+        key="ward_ranking",
+        column_order=["Rank", "Ward", "Demand per 1,000 residents", "Demand records"],
+        column_config={"Demand per 1,000 residents": st.column_config.NumberColumn(format="%.1f")},
+    )
+    st.caption("Click a column's header to sort by it. The chosen ward is highlighted.")
+else:
+    st.info(ui.plain(" ".join(s.text for s in brief.sentences if s.topic == "rank")))
+
+st.subheader("More common here than across the city")
+more = brief.quotients[brief.quotients["more_common"]]
+if len(more):
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "Category": more["category"],
+                "Dataset": more["title"],
+                "Share here": [briefing.share_words(v) for v in more["share_here"]],
+                "Share across the city": [briefing.share_words(v) for v in more["share_city"]],
+                "Times as common": more["lq"].round(1),
+            }
+        ),
+        hide_index=True,
+        width="stretch",
+        key="ward_quotients",
+    )
+else:
+    st.info("No category is clearly more common here than across the city.")
+
+st.subheader("Hotspot areas")
+interventions = "intervention" in set(selected["kind"])
+if len(brief.areas):
+    st.dataframe(profile.area_table(brief.areas), hide_index=True, width="stretch", key="ward_areas")
+else:
+    st.info("No area of concentrated demand (95 % confidence) touches this ward.")
 
 table, coverage = profile.hotspots_in_ward(
     cached.hotspot_cells(version, f, view.res, view.k)[0],
     cached.classes(version, f, view.res, view.k),
     cached.emerging_cells(version, f, view.res, view.k),
-    shapes.set_index("ward_code").loc[code, "geojson"],
+    ward_geojson,
 )
-
-st.subheader("Hotspots in this ward")
-if len(table):
-    ui.hotspot_table(table, key="ward_hotspots")
-    if note := cached.coverage_note(version, f):
-        st.warning(note)
-else:
-    st.info(
-        "No hotspot lies in this ward: neither the selected records together nor any agency's own "
-        "demand is significantly concentrated (95 %) here."
-    )
-patterns = profile.patterns_in_ward(
-    cached.emerging_cells(version, f, view.res, view.k), shapes.set_index("ward_code").loc[code, "geojson"]
-)
-if patterns:
-    listed = "; ".join(f"{name}: {n} {'cell' if n == 1 else 'cells'}" for name, n in patterns.items())
-    st.markdown(f"**Patterns over time here:** {ui.plain(listed)}")
 agencies = (
     cached.ward_agencies(version, f, view.res, view.k).set_index("ward_code").loc[code, "hot_demand_agencies"]
 )
 st.markdown(f"**Agencies whose demand is hot here:** {ui.plain(agencies or 'none')}")
-interventions = "intervention" in set(selected["kind"])
 cover = profile.coverage_sentence(coverage, interventions)
-st.markdown(f"**Intervention coverage of its hotspots:** {ui.plain(cover)}")
+st.markdown(f"**Intervention coverage of its hotspot cells:** {ui.plain(cover)}")
+
+with st.expander("Analyst detail: hotspot cells, z-scores and the tests"):
+    if len(table):
+        split = cell_split(version, f, tuple(int(h, 16) for h in table["h3_cell"]), code)
+        split = split.set_index("h3_cell")
+        detail = table.assign(
+            in_ward=[split.loc[h, "in_ward_label"] for h in table["h3_cell"]],
+            other_wards=[", ".join(split.loc[h, "other_wards"]) for h in table["h3_cell"]],
+        ).rename(columns={"records": "records in the cell", "in_ward": "records in this ward",
+                          "other_wards": "cell also in"})  # fmt: skip
+        order = ["h3_cell", "records in this ward", "records in the cell", "cell also in"]
+        ui.hotspot_table(detail[order + [c for c in detail.columns if c not in order]], key="ward_hotspots")
+        st.caption(
+            "A cell that reaches into other wards shows the records inside this ward beside the cell's "
+            "total; each figure is released on its own."
+        )
+        if note := cached.coverage_note(version, f):
+            st.warning(note)
+    else:
+        st.info(
+            "No hotspot cell lies in this ward: neither the selected records together nor any agency's own "
+            "demand is significantly concentrated (95 %) here."
+        )
+    patterns = profile.patterns_in_ward(cached.emerging_cells(version, f, view.res, view.k), ward_geojson)
+    if patterns:
+        listed = "; ".join(f"{name}: {n} {'cell' if n == 1 else 'cells'}" for name, n in patterns.items())
+        st.markdown(f"**Patterns over time here:** {ui.plain(listed)}")
+    if len(brief.changes):
+        st.markdown("**Every change tested** (p: conditional binomial test; q: Benjamini-Hochberg)")
+        st.dataframe(
+            brief.changes.drop(columns=["current_window", "previous_window"]).assign(
+                window=[period_words(*w) for w in brief.changes["current_window"]]
+            ),
+            hide_index=True,
+            width="stretch",
+            key="ward_tests",
+        )
+    if len(brief.quotients):
+        st.markdown("**Location quotients** (one-sided binomial test against the rest of the city)")
+        st.dataframe(brief.quotients, hide_index=True, width="stretch", key="ward_lq")
 
 st.subheader("Categories")
 cats = cached.categories(version, f, ward=code)
@@ -110,21 +305,39 @@ cats = cats[["agency", "title", "kind", "category", "records"]].rename(columns={
 st.dataframe(cats, hide_index=True, width="stretch")
 
 ward_profile = profile.WardProfile(
-    code, head, agencies, trend, cats, table, coverage, period, trend_note or "", interventions
+    code,
+    head,
+    agencies,
+    trend,
+    cats,
+    table,
+    coverage,
+    period,
+    trend_note or "",
+    interventions,
+    briefing=brief,
+    ward_geojson=ward_geojson,
+    neighbours=tuple(
+        (str(r.ward_name), r.geojson) for r in shapes[shapes["ward_code"] != code].itertuples() if r.geojson
+    ),
 )
-page = profile.to_html(ward_profile)
-st.download_button(
-    "Download printable profile (HTML)",
-    page,
+# Made when fetched, and recorded in the audit trail with the ward and the filter.
+access_ui.download_button(
+    "Download printable profile (HTML, prints on A4)",
+    lambda: profile.to_html(ward_profile),
     file_name=f"ward-profile-{code}.html",
     mime="text/html",
     key="profile_download",
+    what=f"ward profile {code} (printable)",
+    filter=f.describe(),
 )
-st.download_button(
+access_ui.download_button(
     "Download profile data (JSON)",
-    profile.to_json(ward_profile),
+    lambda: profile.to_json(ward_profile),
     file_name=f"ward-profile-{code}.json",
     mime="application/json",
     key="profile_json",
+    what=f"ward profile {code} (data)",
+    filter=f.describe(),
 )
 ui.provenance(ui.warehouse(), view, ["ward profile"])
