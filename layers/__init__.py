@@ -68,4 +68,4 @@ def stack(built: list[Built]) -> list[pdk.Layer]:
 
 
 # Importing the builders registers them.
-from layers import builders  # noqa: E402,F401
+from layers import builders, early_warning  # noqa: E402,F401

@@ -1,0 +1,96 @@
+"""Priorities page (service managers): places ranked by the demand expected next month across
+the agencies chosen, with weights, against the interventions already there. All figures come
+from ``app.priorities``; this page only draws them. Only the datasets the viewer may see take
+part (their access context goes into every call and every cache key), and the file offered is
+recorded in the audit trail when it is fetched."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app import priorities as pr
+from app.access import AccessContext
+from app.dashboard import access_ui, ui
+from app.filters import Filter
+
+KINDS = {"Wards": "ward", "Hotspot areas": "area"}
+
+
+@st.cache_data(ttl=600)
+def agencies(stamp, ctx: AccessContext) -> list[str]:
+    return pr.demand_agencies(ui.warehouse(stamp), ctx)
+
+
+@st.cache_data(ttl=600, show_spinner="Forecasting each place's demand…")
+def ranking(
+    stamp, weights: tuple[tuple[str, float], ...], kind: str, horizon: str, ctx: AccessContext
+) -> pr.Ranking:
+    return pr.rank(ui.warehouse(stamp), dict(weights), kind=kind, horizon=horizon, access=ctx)
+
+
+def main() -> None:
+    ctx = access_ui.require("priorities")
+    ui.current_view()  # the shared sidebar's view: this page ranks on its own choices below
+    st.title("Priorities")
+    st.caption("Where to send resources first: places ranked by the demand expected next, as estimates.")
+    stamp = ui.db_version()
+    known = agencies(stamp, ctx)
+    if not known:
+        st.info("No demand data is loaded: there is nothing to forecast.")
+        return
+    picked = st.multiselect("Agencies whose demand counts", known, default=known[:1], key="pr_agencies")
+    weights = {}
+    if picked:
+        columns = st.columns(min(len(picked), 4))
+        for i, agency in enumerate(picked):
+            weights[agency] = columns[i % len(columns)].number_input(
+                f"Weight: {agency}", min_value=0.0, max_value=10.0, value=1.0, step=0.5, key=f"pr_w_{i}"
+            )
+    left, right = st.columns(2)
+    kind = KINDS[left.radio("Places", list(KINDS), horizontal=True, key="pr_kind")]
+    horizon = right.radio("Period", ["next month", "next quarter"], horizontal=True, key="pr_horizon")
+    if not any(w > 0 for w in weights.values()):
+        st.info("Choose at least one agency with a weight above zero.")
+        return
+    try:
+        result = ranking(stamp, tuple(sorted(weights.items())), kind, horizon, ctx)
+    except ValueError as exc:
+        st.error(f"The ranking could not be made: {exc}")
+        return
+    st.info(result.description)
+    frame = result.frame
+    table = pd.DataFrame(
+        {
+            "Rank": frame["rank"],
+            "Place": frame["place_name"],
+            "Weighted expected demand": frame["score"],
+            "Expected (estimate, 80 % interval)": frame["expected_demand"],
+            "Interventions": frame["intervention_status"],
+            "What each agency did here (last 12 months)": frame["interventions"],
+        }
+    )
+    st.dataframe(table, hide_index=True, width="stretch")
+    counted = tuple(a for a, w in sorted(weights.items()) if w > 0)
+    access_ui.download_button(
+        "Download for tasking (CSV)",
+        lambda: frame.to_csv(index=False),
+        file_name="priorities.csv",
+        mime="text/csv",
+        key="pr_download",
+        what=f"priorities: {kind}s, {horizon}",
+        filter=Filter(agencies=counted).describe(),
+        rows=len(frame),
+        ctx=ctx,
+    )
+    with st.expander("How good are these forecasts? (backtest)"):
+        units = result.units
+        for r in units.itertuples():
+            st.markdown(
+                f"**{ui.plain(r.title)} ({ui.plain(r.agency)})**, weight {r.weight:g}: {ui.plain(r.why)} "
+                f"Forecast for {pd.Timestamp(r.period_start):%d %B %Y} to "
+                f"{pd.Timestamp(r.period_end):%d %B %Y}."
+            )
+
+
+main()

@@ -1,0 +1,72 @@
+"""The priorities and early-warning pages through streamlit.testing, opened from their files."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import REPO
+from streamlit.testing.v1 import AppTest
+
+PAGES = REPO / "app" / "dashboard" / "screens"
+
+
+@pytest.fixture
+def open_page(small_demo_db, monkeypatch):
+    monkeypatch.setenv("COMMON_GROUND_DB", str(small_demo_db[0]))
+
+    def run(name: str) -> AppTest:
+        at = AppTest.from_file(str(PAGES / f"{name}.py"), default_timeout=180).run()
+        assert not at.exception, at.exception[0].message if at.exception else ""
+        return at
+
+    return run
+
+
+def _text(at: AppTest) -> str:
+    return " ".join(str(e.value) for e in [*at.markdown, *at.info, *at.caption, *at.success, *at.error])
+
+
+def test_priorities_ranks_places_and_says_how(open_page):
+    at = open_page("priorities")
+    assert at.title[0].value == "Priorities"
+    picker = at.multiselect(key="pr_agencies")
+    picker.set_value(["Fairhaven City Council", "Fairhaven Fire and Rescue"]).run()
+    at.number_input(key="pr_w_1").set_value(2.0).run()
+    assert not at.exception
+    text = _text(at)
+    assert "are ranked by the records expected next month" in text and "× 2" in text
+    table = at.dataframe[0].value
+    assert list(table["Rank"])[:3] == [1, 2, 3]
+    assert table["Weighted expected demand"].is_monotonic_decreasing
+    assert set(table["Interventions"]) <= {
+        "unserved",
+        "served",
+        "outside need",
+        "no intervention data",
+        "no hotspot",
+    }
+    assert table["Expected (estimate, 80 % interval)"].str.contains("expected").all()
+    assert "backtest" in at.expander[0].label
+    at.radio(key="pr_kind").set_value("Hotspot areas").run()
+    assert not at.exception and len(at.dataframe[0].value) >= 1
+
+
+def test_priorities_without_a_weight_asks_for_one(open_page):
+    at = open_page("priorities")
+    at.number_input(key="pr_w_0").set_value(0.0).run()
+    assert not at.exception
+    assert "Choose at least one agency with a weight above zero." in _text(at)
+
+
+def test_early_warning_lists_flags_in_words_and_filters(open_page):
+    at = open_page("early_warning")
+    assert at.title[0].value == "Early warning"
+    assert "prediction interval" in _text(at)
+    at.selectbox(key="ew_month").set_value("2024-10").run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert table["What happened"].str.startswith("Higher than expected: ").all()
+    assert table["What happened"].str.contains("October 2024").all()
+    assert table["Place"].str.contains("Harbour Mill").any()  # the planted emerging hotspot
+    at.multiselect(key="ew_kinds").set_value(["Ward"]).run()
+    assert set(at.dataframe[0].value["Kind"]) == {"Ward"}
+    assert at.get("download_button")
