@@ -16,7 +16,9 @@ import pydeck as pdk
 from layers import Built, LegendItem, register
 
 VIRIDIS = [(68, 1, 84), (65, 68, 135), (42, 120, 142), (34, 168, 132), (122, 209, 81), (253, 231, 37)]
-PURPLES = [(242, 240, 247), (216, 208, 232), (188, 189, 220), (158, 154, 200), (117, 107, 177), (84, 39, 143)]
+# ColorBrewer's purples, three classes moved off the change palette's purples: the cells' change
+# layer can be drawn over the ward counts, so no class of one may look like a class of the other.
+PURPLES = [(224, 218, 236), (194, 196, 226), (148, 142, 194), (128, 125, 186), (106, 81, 163), (74, 20, 134)]
 HOT_COLD = {
     -3: (33, 102, 172),
     -2: (103, 169, 207),
@@ -275,6 +277,81 @@ def hex_density(frame: pd.DataFrame, threshold: int = 5) -> Built:
         for c, v, s in zip(frame["h3_cell"], frame["count"], frame["suppressed"], strict=True)
     ]
     return _hex_built("density", frame, legend, "Records per cell", opacity=0.75)
+
+
+def hex_change_frame(
+    current: pd.DataFrame, previous: pd.DataFrame | None, comparison: str = ""
+) -> pd.DataFrame:
+    """Per cell, the released count of this period and of the previous one
+    (``aggregate.hex_totals`` of each window, or None without a previous period), and the change.
+
+    Those tables list a protected cell only where its figure is released, so a cell missing
+    from one of them holds fewer than the threshold, zero included: its change has no figure
+    and it reads "<5", never 0. An open dataset's missing cell is a true zero: a cell that
+    emptied is down 100 %, one that was empty before has no figure (nothing to divide by)."""
+    cols = ["h3_cell", "count", "sharing"]
+    now = current[cols] if len(current) else pd.DataFrame(columns=cols)
+    sharing = str(now["sharing"].iloc[0]) if len(now) else "open"
+    if previous is None:
+        out = now[["h3_cell", "count"]].copy()
+        out["suppressed"] = False
+        out["previous_count"] = np.nan
+        out["previous_suppressed"] = False
+        out["change_pct"] = np.nan
+        out["previous_start"] = pd.NaT
+        out["comparison"] = comparison
+        return out.reset_index(drop=True)
+    before = previous[cols] if len(previous) else pd.DataFrame(columns=cols)
+    if len(before) and not len(now):
+        sharing = str(before["sharing"].iloc[0])
+    protected = sharing in ("partners", "restricted")
+    out = now[["h3_cell", "count"]].merge(
+        before[["h3_cell", "count"]].rename(columns={"count": "previous_count"}), on="h3_cell", how="outer"
+    )
+    out["suppressed"] = out["count"].isna() & protected
+    out["previous_suppressed"] = out["previous_count"].isna() & protected
+    if not protected:
+        out[["count", "previous_count"]] = out[["count", "previous_count"]].fillna(0.0)
+    count, prev = out["count"].astype(float), out["previous_count"].astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["change_pct"] = np.where(prev > 0, 100 * (count - prev) / prev, np.nan)
+    out["previous_start"] = pd.Timestamp("1970-01-01")  # a previous window exists
+    out["comparison"] = comparison
+    return out.sort_values("h3_cell", ignore_index=True)
+
+
+@register("change", "Change on the previous period (cells)", needs="hex_change")
+def hex_change(frame: pd.DataFrame, threshold: int = 5) -> Built:
+    """Each cell coloured by its change on the previous period, in the wards' change classes
+    and palette, with "no previous period" and "no figure" greys of their own."""
+    frame = frame.reset_index(drop=True).copy()
+    colors, legend = change_classes(frame)
+    frame["color"] = [list(c) for c in colors]
+    sentence = str(frame["comparison"].iloc[0]) if "comparison" in frame and len(frame) else ""
+    previous = has_previous(frame)
+    windows = sentence.split(" against ", 1) if previous.any() and " against " in sentence else []
+    windows = windows if len(windows) == 2 else ["This period", "Previous period"]
+    tips = []
+    for row, known in zip(frame.itertuples(index=False), previous, strict=True):
+        lines = [f"{windows[0]}: {count_label(row.count, bool(row.suppressed), threshold)} records"]
+        if not known:
+            lines.append("Change: no previous period")
+        else:
+            lines.append(
+                f"{windows[1]}: {count_label(row.previous_count, bool(row.previous_suppressed), threshold)}"
+                " records"
+            )
+            lines.append(
+                f"Change: {row.change_pct:+.0f} %"
+                if pd.notna(row.change_pct)
+                else "Change: no figure (previous count zero or under 5)"
+            )
+        lines.append(f"Cell {row.h3_cell}")
+        tips.append("\n".join(lines))
+    frame["tip"] = tips
+    built = _hex_built("change", frame, legend, "Change on the previous period (cells)", opacity=0.8)
+    built.note = comparison_note(frame)
+    return built
 
 
 @register("hotspots", "Significant hotspots (Gi*)", needs="hotspots")

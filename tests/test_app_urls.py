@@ -15,7 +15,7 @@ def opened(small_demo_db, monkeypatch):
     db, _ = small_demo_db
     monkeypatch.setenv("COMMON_GROUND_DB", str(db))
 
-    def open_page(page: str = "pages/data.py", **params: str) -> AppTest:
+    def open_page(page: str = "screens/data.py", **params: str) -> AppTest:
         at = AppTest.from_file(APP, default_timeout=120)
         for key, value in params.items():
             at.query_params[key] = value
@@ -94,7 +94,7 @@ def test_markup_in_a_link_is_shown_as_text(opened):
 
 
 def test_the_map_opens_on_a_hostile_link(opened):
-    at = opened("pages/map.py", res="16", hr="²", dow="9", **{"from": "garbage"})
+    at = opened("screens/map.py", res="16", hr="²", dow="9", **{"from": "garbage"})
     said = note(at)
     for part in ("resolution (5 to 11) 16", "hour (0 to 23) ²", "day of the week (1 to 7) 9", "garbage"):
         assert part in said
@@ -120,12 +120,12 @@ def test_the_shipped_config_hides_error_details_and_is_read_by_streamlit():
 
 def test_unknown_layers_metrics_and_wards_in_a_link_are_named(small_demo_db, monkeypatch):
     monkeypatch.setenv("COMMON_GROUND_DB", str(small_demo_db[0]))
-    at = AppTest.from_file(APP, default_timeout=120).switch_page("pages/map.py")
+    at = AppTest.from_file(APP, default_timeout=120).switch_page("screens/map.py")
     at.query_params.update({"layers": "wards,nosuch", "metric": "bogus"})
     at.run()
     assert not at.exception
     assert any("nosuch" in w.value and "bogus" in w.value for w in at.warning)
-    at = AppTest.from_file(APP, default_timeout=120).switch_page("pages/ward.py")
+    at = AppTest.from_file(APP, default_timeout=120).switch_page("screens/ward.py")
     at.query_params["ward"] = "E0NOTAWARD"
     at.run()
     assert not at.exception
@@ -134,7 +134,7 @@ def test_unknown_layers_metrics_and_wards_in_a_link_are_named(small_demo_db, mon
 
 def test_a_category_choice_says_which_datasets_it_narrows(small_demo_db, monkeypatch):
     monkeypatch.setenv("COMMON_GROUND_DB", str(small_demo_db[0]))
-    at = AppTest.from_file(APP, default_timeout=120).switch_page("pages/hotspots.py")
+    at = AppTest.from_file(APP, default_timeout=120).switch_page("screens/hotspots.py")
     at.query_params["cat"] = "Fire"
     at.run()
     assert not at.exception

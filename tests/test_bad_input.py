@@ -212,7 +212,7 @@ def test_a_partners_file_names_only_agencies_with_released_counts(tmp_path):
 def test_the_sidebar_labels_a_many_agency_file_with_its_agencies_as_text(odd_names_db, monkeypatch):
     monkeypatch.setenv("COMMON_GROUND_DB", str(odd_names_db))
     at = AppTest.from_file(APP, default_timeout=120)
-    at.switch_page("pages/data.py").run()
+    at.switch_page("screens/data.py").run()
     assert not at.exception, at.exception[0].message if at.exception else ""
     options = at.multiselect(key="f_datasets").options
     assert "NYC 311: nyc_311 records (NYPD, DSNY, HPD and 2 more)" in options

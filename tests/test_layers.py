@@ -202,6 +202,22 @@ def _every_legend(wards: pd.DataFrame, shapes: pd.DataFrame) -> dict[str, list[l
         ],
         "overlap": [layers.build("overlap", classes), layers.build("overlap", none_selected)],
         "interventions": [layers.build("interventions", counts)],
+        "change": [
+            layers.build(
+                "change",
+                pd.DataFrame(
+                    {
+                        "h3_cell": cells[:7],
+                        "count": [100.0, 90.0, 100.0, 110.0, 200.0, 8.0, 9.0],
+                        "suppressed": False,
+                        "previous_count": [100.0, 100.0, 150.0, 100.0, 100.0, 0.0, np.nan],
+                        "previous_suppressed": False,
+                        "change_pct": [0.0, -10.0, -33.0, 10.0, 100.0, np.nan, np.nan],
+                        "previous_start": [pd.Timestamp("2024-01-01")] * 6 + [pd.NaT],
+                    }
+                ),
+            )
+        ],
         "outlines": [layers.build("outlines", shapes)],
     }
 
@@ -225,6 +241,8 @@ def test_no_two_layers_share_a_colour_for_different_meanings(wards, shapes):
     for a, b in itertools.combinations(legends, 2):
         for label_a, color_a in legends[a]:
             for label_b, color_b in legends[b]:
+                if color_a == color_b and label_a.split(" (")[0] == label_b.split(" (")[0]:
+                    continue  # one meaning in one colour (the change on wards and on cells; no figure)
                 assert color_a != color_b, f"{a} '{label_a}' and {b} '{label_b}' share {color_a}"
                 distance = np.linalg.norm(_lab(color_a) - _lab(color_b))
                 assert distance >= 8, f"{a} '{label_a}' and {b} '{label_b}' look alike ({distance:.1f})"
@@ -243,3 +261,139 @@ def test_the_overlap_legend_names_the_interventions_considered(wards, shapes):
     assert "Unserved hotspot" in [item.label for item in with_them.legend]
     assert [item.label for item in without.legend] == ["No intervention data selected"]
     assert without.note.startswith("No intervention data selected")
+
+
+def _window(cells: list[str], counts: list[float], sharing: str) -> pd.DataFrame:
+    return pd.DataFrame({"h3_cell": cells, "count": counts, "sharing": sharing, "suppressed": False})
+
+
+def _change_tips(built: layers.Built) -> dict[str, str]:
+    layer = built.layers[0]
+    return {r["h3_cell"]: r["tip"] for r in layer.data}
+
+
+def test_hex_change_of_an_open_dataset_counts_a_missing_cell_as_zero():
+    from layers.builders import hex_change_frame
+
+    a, b, c = _cells(3)
+    now = _window([a, b], [130.0, 50.0], "open")
+    before = _window([a, c], [100.0, 40.0], "open")
+    frame = hex_change_frame(now, before, "Jan 2025 to Dec 2025 against Jan 2024 to Dec 2024")
+    change = dict(zip(frame["h3_cell"], frame["change_pct"], strict=True))
+    assert change[a] == pytest.approx(30.0) and change[c] == pytest.approx(-100.0)
+    assert np.isnan(change[b])  # nothing before: no figure, not "up"
+    built = layers.build("change", frame)
+    colors = {r["h3_cell"]: tuple(r["color"]) for r in built.layers[0].data}
+    assert colors[a] == CHANGE["up 25 % or more"] and colors[c] == CHANGE["down 25 % or more"]
+    assert colors[b] == NO_CHANGE_FIGURE.color
+    tips = _change_tips(built)
+    assert tips[a].startswith("Jan 2025 to Dec 2025: 130 records\nJan 2024 to Dec 2024: 100 records")
+    assert "Change: +30 %" in tips[a] and "Jan 2025 to Dec 2025: 0 records" in tips[c]
+    assert built.note == "Change compares Jan 2025 to Dec 2025 against Jan 2024 to Dec 2024."
+
+
+def test_hex_change_of_a_protected_dataset_never_reads_a_missing_cell_as_zero():
+    """A protected cell missing from one window's listing holds fewer than 5, zero included:
+    it reads "<5" and its change has no figure, whichever window it is missing from."""
+    from layers.builders import hex_change_frame
+
+    a, b, c = _cells(3)
+    frame = hex_change_frame(
+        _window([a, b], [30.0, 10.0], "partners"), _window([a, c], [20.0, 15.0], "partners"), "x against y"
+    )
+    change = dict(zip(frame["h3_cell"], frame["change_pct"], strict=True))
+    assert change[a] == pytest.approx(50.0) and np.isnan(change[b]) and np.isnan(change[c])
+    tips = _change_tips(layers.build("change", frame))
+    assert "x: <5 records" in tips[c] and "y: <5 records" in tips[b]
+    assert all(" 0 records" not in t for t in tips.values())
+
+
+def test_hex_change_without_a_previous_period_is_its_own_class():
+    from layers.builders import hex_change_frame
+
+    frame = hex_change_frame(_window(_cells(2), [30.0, 10.0], "open"), None, "no previous period: too short")
+    built = layers.build("change", frame)
+    colors = {tuple(r["color"]) for r in built.layers[0].data}
+    assert colors == {NO_PREVIOUS.color}
+    assert [item.label for item in built.legend] == ["No previous period"]
+    assert all("Change: no previous period" in t for t in _change_tips(built).values())
+
+
+def test_simplified_shapes_keep_every_ward_and_stay_within_the_tolerance(wards):
+    import shapely
+
+    from layers.view import detail_for_zoom, simplify_for_zoom
+
+    detailed = wards.copy()
+    # A ring with a vertex every metre or so, that a city-wide view cannot show.
+    t = np.linspace(0, 2 * np.pi, 2000, endpoint=False)
+    ring = np.c_[-0.9 + 0.01 * np.cos(t), 52.3 + 0.01 * np.sin(t)]
+    detailed.loc[0, "geojson"] = json.dumps(
+        {"type": "Polygon", "coordinates": [[*ring.tolist(), ring[0].tolist()]]}
+    )
+    out = simplify_for_zoom(detailed, zoom=11, lat=52.3)
+    assert list(out["ward_code"]) == list(wards["ward_code"])
+    before, after = (
+        shapely.from_geojson(detailed["geojson"].tolist()),
+        shapely.from_geojson(out["geojson"].tolist()),
+    )
+    assert shapely.is_valid(after).all() and (shapely.area(after) > 0).all()
+    assert len(out.loc[0, "geojson"]) < len(detailed.loc[0, "geojson"]) / 5
+    tolerance, decimals = detail_for_zoom(11, 52.3)
+    assert decimals <= 5
+    assert shapely.hausdorff_distance(before[0], after[0]) * 111_320 < 2 * tolerance
+
+
+@pytest.fixture(scope="module")
+def demo_map(small_demo_db):
+    from app import aggregate, quality
+    from app.filters import Filter
+    from app.warehouse import connect
+
+    con = connect(small_demo_db[0], read_only=True)
+    shapes = quality.ward_shapes(con)
+    figures = aggregate.ward_aggregate(con, Filter(), by_dataset=False)
+    bounds = quality.study_area(con)["bounds"]
+    con.close()
+    return shapes, figures, bounds
+
+
+def test_the_demo_default_map_sends_under_300_kb_and_keeps_every_ward(demo_map):
+    """The default view (ward choropleth and outlines) sent 1.34 MB on every rerun: pydeck's
+    indented JSON and outlines in full detail."""
+    import shapely
+
+    from layers.view import CompactDeck, fit_view, simplify_for_zoom
+
+    shapes, figures, bounds = demo_map
+    view = fit_view(bounds)
+    simple = simplify_for_zoom(shapes, view.zoom, view.latitude)
+    assert set(simple["ward_code"]) == set(shapes["ward_code"])
+    geoms = shapely.from_geojson(simple["geojson"].tolist())
+    assert shapely.is_valid(geoms).all() and (shapely.area(geoms) > 0).all()
+    original = shapely.from_geojson(shapes["geojson"].tolist())
+    # Every ward keeps its area to within 2 % and its neighbours: no gap opens between them.
+    assert np.allclose(shapely.area(geoms), shapely.area(original), rtol=0.02)
+    assert shapely.area(shapely.union_all(geoms)) == pytest.approx(
+        shapely.area(shapely.union_all(original)), rel=0.01
+    )
+    frame = figures.merge(simple[["ward_code", "geojson"]], on="ward_code")
+    built = [layers.build("wards", frame), layers.build("outlines", simple)]
+    deck = CompactDeck(layers=layers.stack(built), initial_view_state=view)
+    sent = len(deck.to_json().encode())
+    assert sent < 300_000, sent
+    assert json.loads(deck.to_json())["layers"][0]["id"] == "wards"
+
+
+def test_a_linked_view_is_kept_only_near_the_study_area():
+    from layers.view import linked_view
+
+    bounds = (-1.0, 52.0, -0.8, 52.5)
+    assert linked_view({}, bounds) is None
+    view = linked_view({"lat": "52.3", "lon": "-0.9", "zoom": "14"}, bounds)
+    assert (view.latitude, view.longitude, view.zoom) == (52.3, -0.9, 14)
+    ignored: list[str] = []
+    assert linked_view({"lat": "10", "lon": "20", "zoom": "14"}, bounds, ignored) is None
+    assert linked_view({"lat": "north", "lon": "-0.9"}, bounds, ignored) is None
+    assert linked_view({"lat": "52.3", "lon": "-0.9", "zoom": "99"}, bounds, ignored).zoom < 20
+    assert len(ignored) == 3

@@ -108,7 +108,7 @@ def _deck(at: AppTest) -> dict:
 def test_the_map_names_the_resolution_it_draws_when_it_steps_down(app):
     """Resolution 11 over the whole demo city is more than 50,000 hexes: the map draws 10 and
     must say so, where it used to say 11 (the note was overwritten before it was shown)."""
-    at = app("pages/map.py", layers="density", res="11")
+    at = app("screens/map.py", layers="density", res="11")
     hexes = _deck(at)["layers"][0]["data"]
     drawn = {h3.get_resolution(cell["h3_cell"]) for cell in hexes}
     assert drawn == {10}
@@ -120,7 +120,7 @@ def test_the_map_names_the_resolution_it_draws_when_it_steps_down(app):
 
 
 def test_a_change_with_no_previous_period_is_grey_and_says_so(app):
-    at = app("pages/map.py", layers="wards", metric="change_pct", to="2023-06-30")
+    at = app("screens/map.py", layers="wards", metric="change_pct", to="2023-06-30")
     fills = {tuple(f["properties"]["color"][:3]) for f in _deck(at)["layers"][0]["data"]["features"]}
     tips = [f["properties"]["tip"] for f in _deck(at)["layers"][0]["data"]["features"]]
     from layers.builders import NO_PREVIOUS
@@ -132,7 +132,7 @@ def test_a_change_with_no_previous_period_is_grey_and_says_so(app):
 
 
 def test_the_change_legend_states_what_it_compares(app):
-    at = app("pages/map.py", layers="wards", metric="change_pct")
+    at = app("screens/map.py", layers="wards", metric="change_pct")
     assert "Change compares" in _captions(at) and "against" in _captions(at)
     assert "up 25 % or more" in _markdown(at)
 
@@ -142,7 +142,7 @@ def test_the_change_legend_states_what_it_compares(app):
 
 def test_rate_is_not_offered_without_populations(bare_db, monkeypatch):
     monkeypatch.setenv("COMMON_GROUND_DB", str(bare_db))
-    at = _open(bare_db, "pages/map.py", layers="wards", metric="rate_per_1000")
+    at = _open(bare_db, "screens/map.py", layers="wards", metric="rate_per_1000")
     radio = at.radio(key="map_metric")
     assert not any("Rate" in o or "rate" in o for o in radio.options) and radio.value == "count"
     assert "Rate per 1,000 residents" not in _markdown(at)
@@ -150,7 +150,7 @@ def test_rate_is_not_offered_without_populations(bare_db, monkeypatch):
 
 
 def test_rate_is_offered_with_populations(app):
-    at = app("pages/map.py", layers="wards", metric="rate_per_1000")
+    at = app("screens/map.py", layers="wards", metric="rate_per_1000")
     assert at.radio(key="map_metric").value == "rate_per_1000"
 
 
@@ -179,16 +179,16 @@ def test_without_intervention_data_no_hotspot_reads_unserved(small_demo_db):
 
 def test_hotspots_page_without_intervention_data_says_so(bare_db, monkeypatch):
     monkeypatch.setenv("COMMON_GROUND_DB", str(bare_db))
-    at = _open(bare_db, "pages/hotspots.py")
+    at = _open(bare_db, "screens/hotspots.py")
     table = at.dataframe[0].value
     assert len(table) and "unserved hotspot" not in set(table["intervention status"])
     assert "No intervention data selected" in _captions(at)
-    at = _open(bare_db, "pages/map.py", layers="overlap")
+    at = _open(bare_db, "screens/map.py", layers="overlap")
     assert "No intervention data selected" in _markdown(at) and "Unserved hotspot" not in _markdown(at)
 
 
 def test_hotspots_page_names_the_interventions_considered(app):
-    at = app("pages/hotspots.py")
+    at = app("screens/hotspots.py")
     assert "Interventions considered\\: " in _captions(at)
     assert "Police patrol points \\(Fairhaven Police\\)" in _captions(at)
 
@@ -198,18 +198,18 @@ def test_hotspots_page_names_the_interventions_considered(app):
 
 def test_a_coarse_dataset_drawn_too_fine_is_named_beside_the_map(doctored_db, monkeypatch):
     monkeypatch.setenv("COMMON_GROUND_DB", str(doctored_db))
-    at = _open(doctored_db, "pages/map.py", layers="density", res="9")
+    at = _open(doctored_db, "screens/map.py", layers="density", res="9")
     assert "Anti\\-social behaviour" in _warnings(at)  # named, escaped for Markdown
     assert "support resolution 7 at the finest" in _warnings(at)
     assert "rounded to a 1 km grid" in _captions(at)
-    at = _open(doctored_db, "pages/map.py", layers="density", res="7")
+    at = _open(doctored_db, "screens/map.py", layers="density", res="7")
     assert "at the finest" not in _warnings(at)
     assert "rounded to a 1 km grid" in _captions(at)  # the note stays under every map
 
 
 def test_the_hotspots_page_shows_coarse_locations(doctored_db, monkeypatch):
     monkeypatch.setenv("COMMON_GROUND_DB", str(doctored_db))
-    at = _open(doctored_db, "pages/hotspots.py", res="9")
+    at = _open(doctored_db, "screens/hotspots.py", res="9")
     assert "support resolution 7 at the finest" in _warnings(at)
     assert "rounded to a 1 km grid" in _captions(at)
 
@@ -227,13 +227,13 @@ def test_a_warehouse_without_location_precision_warns_of_nothing(small_demo_db):
 
 def test_different_spans_are_named_under_the_map_whatever_the_layers(doctored_db, monkeypatch):
     monkeypatch.setenv("COMMON_GROUND_DB", str(doctored_db))
-    at = _open(doctored_db, "pages/map.py", layers="wards")
+    at = _open(doctored_db, "screens/map.py", layers="wards")
     assert "council" in _warnings(at).lower() and "cover" in _warnings(at)
 
 
 def test_names_from_files_are_escaped_in_the_provenance(doctored_db, monkeypatch):
     monkeypatch.setenv("COMMON_GROUND_DB", str(doctored_db))
-    at = _open(doctored_db, "pages/map.py", layers="wards")
+    at = _open(doctored_db, "screens/map.py", layers="wards")
     assert "\\[click me\\]\\(x\\) \\*now\\*" in _captions(at)
 
 

@@ -1,5 +1,6 @@
 """The detail panel of a picked hex cell: time series per agency, categories, hotspot and
-trend status. Shared by the map and the hotspots page."""
+trend status. The map shows it in a narrow column beside the map, so its figures stack in
+two columns rather than three."""
 
 from __future__ import annotations
 
@@ -9,18 +10,23 @@ from app import overlap
 from app.dashboard import cached, ui
 from app.disclosure import DEFAULT_RULE
 from app.filters import Filter
+from layers.builders import BIN_LABELS
 
 
 def cell_detail(version, f: Filter, cell: str, res: int, k: int) -> None:
     spots, _ = cached.hotspot_cells(version, f, res, k)
     row = spots.set_index("h3_cell").loc[cell] if cell in set(spots["h3_cell"]) else None
     trend = cached.emerging_cells(version, f, res, k).set_index("h3_cell")
-    c1, c2, c3 = st.columns(3)
+    st.subheader(f"Cell {cell}")
+    c1, c2 = st.columns(2)
     if row is not None:
         c1.metric("Records", DEFAULT_RULE.label(row["count"], row["suppressed"]))
-        c2.metric("Gi* bin", int(row["bin"]), help=f"z = {row['z']:.2f}, FDR p = {row['p_fdr']:.3f}")
+        label = BIN_LABELS.get(int(row["bin"]), "Not a hot or cold spot")
+        c2.metric(
+            "Hot spot", label.split(",")[0], help=f"{label}; z = {row['z']:.2f}, FDR p = {row['p_fdr']:.3f}"
+        )
     if cell in trend.index:
-        c3.metric("Trend", trend.loc[cell, "pattern"].capitalize())
+        st.caption(f"Trend: {trend.loc[cell, 'pattern']}.")
     st.caption(ui.plain(meeting(cached.classes(version, f, res, k), cell)))
     ui.trend_chart(cached.trend(version, f, "month", cell=cell), key=f"cell-series-{cell}")
     cats = cached.categories(version, f, cell=cell)

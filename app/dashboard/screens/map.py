@@ -1,43 +1,306 @@
-"""Map page: layered pydeck map with a layer panel, legends, tooltips, picking and provenance."""
+"""Map page: a pydeck map with a layer panel (visibility, drawing order, opacity, a legend for
+each drawn layer), a place search, and the detail of a picked cell beside the map.
+
+The map's view and panel live in the URL (``layers``, ``order``, ``opacity``, ``metric``,
+``lat``, ``lon``, ``zoom``) and in the session, so a copied link opens the same map and a visit
+to another page comes back to it. What the map sends is kept small (ward shapes simplified
+for the zoom, JSON without padding) and each layer is built once per filter."""
 
 from __future__ import annotations
 
+import pandas as pd
 import pydeck as pdk
 import streamlit as st
 
 import layers
-from app import quality
-from app.dashboard import cached, ui
+from app import access, early_warning, places, quality
+from app.dashboard import access_ui, cached, ui
 from app.dashboard.ui import plain
-from layers.view import fit_view
+from app.filters import comparison
+from layers.builders import hex_change_frame
+from layers.view import (
+    PANEL_PARAMS,
+    CompactDeck,
+    Panel,
+    fit_view,
+    linked_view,
+    panel_params,
+    parse_panel,
+    simplify_for_zoom,
+)
 
-view = ui.current_view()
-con = ui.warehouse()
-version = ui.db_version()
-f = view.filter
-
-st.title("Map")
 METRICS = {
     "count": "Records",
     "rate_per_1000": "Rate per 1,000 residents",
     "change_pct": "Change on the previous period",
 }
-names = list(layers.REGISTRY)
-asked = [n for n in (st.query_params.get("layers") or "wards,outlines").split(",") if n]
-wanted = [n for n in asked if n in names]
-unknown = [f"layer {n}" for n in asked if n not in names]
-if st.query_params.get("metric", "count") not in METRICS:
-    unknown.append(f"ward figure {st.query_params['metric']}")
-if unknown:
-    st.warning(f"Left out of this link, as the map has no such {ui.plain(' or '.join(unknown))}")
-left, right = st.columns([3, 1])
-with right:
-    chosen = st.multiselect(
-        "Layers", names, default=wanted, format_func=lambda n: layers.REGISTRY[n].title, key="map_layers"
+VIEW_PARAMS = ("lat", "lon", "zoom")
+MAP_PARAMS = (*PANEL_PARAMS, "metric", *VIEW_PARAMS)
+SAVED = "map_saved"  # the map's last URL parameters, for coming back from another page
+PLACE = "map_place"  # the place last found, drawn as a marker
+HEX_LAYERS = ("density", "hotspots", "emerging", "overlap", "interventions", "change")
+# Layers whose fill covers the whole study area (or all of its cells with records): drawn above
+# another layer without transparency, they hide it.
+COVERING = ("wards", "density", "change")
+# The layers of a role without hotspot layers (councillors): released counts and their change.
+# The hotspot, emerging, overlap, intervention and early-warning layers are not in its panel.
+PLAIN_LAYERS = ("wards", "density", "change", "outlines")
+TOOLTIP = {
+    "text": "{tip}",
+    "style": {"backgroundColor": "white", "color": "black", "fontSize": "12px", "whiteSpace": "pre-line"},
+}
+
+
+@st.cache_data(ttl=600, max_entries=16, show_spinner=False)
+def simplified_shapes(stamp, zoom: int, lat: float):
+    """Ward shapes with as much detail as the zoom shows (layers.view.simplify_for_zoom)."""
+    return simplify_for_zoom(cached.ward_shapes(stamp), zoom, lat)
+
+
+@st.cache_data(ttl=600, max_entries=64, show_spinner=False)
+def compared(stamp, f):
+    return comparison(ui.warehouse(), f)
+
+
+def hex_change(stamp, f, res: int):
+    """Per cell, the change over the windows the ward change compares."""
+    compare = compared(stamp, f)
+    if compare.current is None or compare.previous is None:
+        return hex_change_frame(cached.hexes(stamp, f, res), None, compare.sentence)
+    (a, b), (c, d) = compare.current, compare.previous
+    now = cached.hexes(stamp, f.with_(start=a, end=b), res)
+    before = cached.hexes(stamp, f.with_(start=c, end=d), res)
+    return hex_change_frame(now, before, compare.sentence)
+
+
+@st.cache_data(ttl=600, max_entries=16, show_spinner=False)
+def higher_than_expected(stamp, f) -> pd.DataFrame:
+    """Wards and hotspot areas whose latest whole month ran above its forecast's interval."""
+    con = ui.warehouse()
+    return early_warning.map_frame(con, early_warning.warnings(con, f))
+
+
+@st.cache_data(ttl=600, max_entries=96, show_spinner=False)
+def built_layer(stamp, f, name: str, res: int, k: int, metric: str, zoom: int, lat: float) -> layers.Built:
+    """One map layer, built once per filter: toggling, moving or fading another layer, or
+    picking a cell, rebuilds nothing."""
+    shapes = simplified_shapes(stamp, zoom, lat)
+    needs = {
+        "wards": lambda: (
+            cached.wards(stamp, f)
+            .drop(columns="geojson")
+            .merge(shapes[["ward_code", "geojson"]], on="ward_code")
+        ),
+        "hexes": lambda: cached.hexes(stamp, f, res),
+        "hotspots": lambda: cached.hotspot_cells(stamp, f, res, k)[0],
+        "emerging": lambda: cached.emerging_cells(stamp, f, res, k),
+        "classes": lambda: cached.classes(stamp, f, res, k),
+        "intervention_hexes": lambda: cached.hexes(stamp, f.with_(kinds=("intervention",)), res),
+        "ward_shapes": lambda: shapes,
+        "hex_change": lambda: hex_change(stamp, f, res),
+        "early_warning": lambda: higher_than_expected(stamp, f),
+    }
+    spec = layers.REGISTRY[name]
+    kwargs = {"metric": metric} if name == "wards" else {}
+    # A layer whose figures the page does not compute brings its own loader (``load=`` when
+    # registered): it is called with the warehouse, the filter and the resolution.
+    frame = needs[spec.needs]() if spec.needs in needs else spec.options["load"](ui.warehouse(), f, res)
+    return layers.build(name, frame, **kwargs)
+
+
+KNOWN_NEEDS = (
+    "wards",
+    "hexes",
+    "hotspots",
+    "emerging",
+    "classes",
+    "intervention_hexes",
+    "ward_shapes",
+    "hex_change",
+    "early_warning",
+)
+
+
+def drawable(name: str) -> bool:
+    spec = layers.REGISTRY[name]
+    return spec.needs in KNOWN_NEEDS or callable(spec.options.get("load"))
+
+
+def own_opacity(name: str) -> int:
+    """A layer's opacity as its builder set it, in per cent (deck.gl's default is opaque)."""
+    return {"density": 75, "hotspots": 80, "emerging": 80, "overlap": 80, "change": 80}.get(name, 100)
+
+
+def move(name: str, step: int) -> None:
+    """Move a layer up (-1) or down (1) the drawing order, in the URL the page reads."""
+    panel = parse_panel(st.query_params.to_dict(), names)
+    st.query_params["order"] = ",".join(panel.moved(name, step))
+
+
+def go_to(hit: dict) -> None:
+    """Centre the map on a place found by the search (the URL holds the view)."""
+    st.query_params.update(
+        {"lat": f"{hit['lat']:.5f}", "lon": f"{hit['lon']:.5f}", "zoom": f"{hit['zoom']:g}"}
     )
-    metric = st.query_params.get("metric", "count")
-    metric = metric if metric in METRICS else "count"
-    if "wards" in chosen:  # the figure only colours the ward layer: asked only when it is drawn
+    st.session_state[PLACE] = hit
+
+
+def chosen_place() -> None:
+    index = st.session_state.get("map_search_pick")
+    hits = st.session_state.get("map_search_hits") or []
+    if index is not None and index < len(hits):
+        go_to(hits[index])
+
+
+def whole_area() -> None:
+    for key in VIEW_PARAMS:
+        if key in st.query_params:
+            del st.query_params[key]
+    st.session_state.pop(PLACE, None)
+
+
+def hides(panel: Panel, opacity: dict[str, int]) -> list[str]:
+    """Sentences for drawn layers that cover another drawn layer below them."""
+    notes = []
+    drawn = [n for n in panel.order if n in panel.visible]
+    for i, name in enumerate(drawn):
+        if name not in COVERING or opacity[name] < 60:
+            continue
+        # The wards cover everything below them; a cell layer covers only other cells.
+        under = [n for n in drawn[i + 1 :] if n != "outlines" and (name == "wards" or n in HEX_LAYERS)]
+        below = [layers.REGISTRY[n].title for n in under]
+        if below:
+            notes.append(
+                f"{layers.REGISTRY[name].title} is drawn above {', '.join(below)} and hides "
+                "it: move it down or make it more transparent."
+            )
+    return notes
+
+
+ctx = access_ui.require("map")
+view = ui.current_view()
+con = ui.warehouse()
+version = ui.db_version()
+f = view.filter
+# A layer the role may not see is not in the panel: a link naming it reads as naming no layer.
+names = [n for n in layers.REGISTRY if n in PLAIN_LAYERS or access.may(ctx, "hotspot_layers")]
+bounds = quality.study_area(con)["bounds"]
+
+# Back from another page, the URL has lost the map's parameters: the session still has them.
+params = st.query_params.to_dict()
+if not any(k in params for k in ("layers", *VIEW_PARAMS)) and SAVED in st.session_state:
+    params = {**st.session_state[SAVED], **params}
+ignored: list[str] = []
+panel = parse_panel(params, names, ignored)
+linked = linked_view(params, bounds, ignored)
+if params.get("metric", "count") not in METRICS:
+    ignored.append(f"ward figure {params['metric']}")
+if ignored:
+    st.warning(f"Left out of this link, as the map has no such {plain('; '.join(ignored))}.")
+
+st.title("Map")
+map_col, side = st.columns([3, 1.35], gap="medium")
+with map_col:
+    find, found = st.columns([2, 3], vertical_alignment="bottom")
+    text = find.text_input(
+        "Find a place", key="map_search", placeholder="Ward, place or postcode", help="Centres the map on it."
+    )
+    hits: list[dict] = []
+    if text.strip():
+        try:
+            hits = places.search(con, text)
+        except Exception:  # a search must never break the map: say so in one sentence
+            found.warning("The search could not be run; the map is unchanged.")
+        st.session_state["map_search_hits"] = hits
+        if hits:
+            found.selectbox(
+                "Places found",
+                range(len(hits)),
+                index=None,
+                key="map_search_pick",
+                format_func=lambda i: (
+                    f"{hits[i]['name']} ({hits[i]['kind']}"
+                    + (
+                        f", {hits[i]['ward_name']})"
+                        if hits[i].get("ward_name") and hits[i]["kind"] != "ward"
+                        else ")"
+                    )
+                ),
+                placeholder=f"{len(hits)} found: choose one to centre the map",
+                on_change=chosen_place,
+            )
+        elif text.strip() and len(text.strip()) >= 2:
+            found.caption(f"No ward, place or postcode matches {plain(text.strip())}.")
+    place = st.session_state.get(PLACE)
+    if place and linked:
+        go, profile, reset = st.columns([3, 2, 2], vertical_alignment="center")
+        go.caption(plain(f"Centred on {place['name']}."))
+        if place.get("ward_code") and profile.button("Open ward profile", key="map_open_ward"):
+            carried = {k: v for k, v in st.query_params.to_dict().items() if k not in MAP_PARAMS}
+            st.switch_page("screens/ward.py", query_params={**carried, "ward": place["ward_code"]})
+        reset.button("Whole area", key="map_whole_area", on_click=whole_area)
+    elif linked:
+        st.button("Show the whole area", key="map_whole_area", on_click=whole_area)
+
+with side:
+    detail = st.container()  # a picked cell's detail, filled once the map has reported the pick
+    st.subheader("Layers")
+    st.caption("Top of the list is drawn on top.")
+    visible, opacity, slots = [], {}, {}
+    # Which layers are drawn after this run's clicks (a checkbox holds its new value already).
+    shown = [n for n in panel.order if st.session_state.get(f"lp_on_{n}", n in panel.visible) and drawable(n)]
+    for name in panel.order:
+        spec = layers.REGISTRY[name]
+        with st.container(key=f"lp_{name}"):
+            row, up, down = st.columns([6, 1, 1], vertical_alignment="center", gap="small")
+            on = row.checkbox(
+                spec.title,
+                value=name in panel.visible and drawable(name),
+                key=f"lp_on_{name}",
+                disabled=not drawable(name),
+                help=None if drawable(name) else "This layer cannot be drawn on this map.",
+            )
+            if not on or not drawable(name):
+                opacity[name] = panel.opacity.get(name, own_opacity(name))
+                continue
+            visible.append(name)
+            up.button(
+                "↑",
+                key=f"lp_up_{name}",
+                on_click=move,
+                args=(name, -1),
+                disabled=not shown or name == shown[0],
+                help="Draw higher",
+            )
+            down.button(
+                "↓",
+                key=f"lp_down_{name}",
+                on_click=move,
+                args=(name, 1),
+                disabled=not shown or name == shown[-1],
+                help="Draw lower",
+            )
+            opacity[name] = st.slider(
+                f"Opacity of {spec.title}",
+                0,
+                100,
+                panel.opacity.get(name, own_opacity(name)),
+                step=5,
+                format="%d %%",
+                key=f"lp_op_{name}",
+                label_visibility="collapsed",
+            )
+            slots[name] = st.container()
+
+panel = Panel(
+    order=panel.order,
+    visible=visible,
+    opacity={n: v for n, v in opacity.items() if v != own_opacity(n)},
+)
+metric = params.get("metric", "count")
+metric = metric if metric in METRICS else "count"
+if "wards" in panel.visible:  # the figure only colours the ward layer: asked only when it is drawn
+    with slots["wards"]:
         # A rate needs populations: a boundary file without them would paint every ward 0.
         with_population = bool(cached.wards(version, f)["population"].gt(0).any())
         metrics = {m: t for m, t in METRICS.items() if m != "rate_per_1000" or with_population}
@@ -45,74 +308,96 @@ with right:
             st.caption("Rate per 1,000 residents is not offered: the ward boundaries carry no populations.")
         index = list(metrics).index(metric) if metric in metrics else 0
         metric = st.radio("Ward figure", list(metrics), index, format_func=metrics.get, key="map_metric")
-st.query_params["layers"] = ",".join(chosen)
-st.query_params["metric"] = metric
 
-res, res_note = cached.map_res(version, f, view.res)
-needs = {
-    "wards": lambda: cached.wards(version, f),
-    "hexes": lambda: cached.hexes(version, f, res),
-    "hotspots": lambda: cached.hotspot_cells(version, f, res, view.k)[0],
-    "emerging": lambda: cached.emerging_cells(version, f, res, view.k),
-    "classes": lambda: cached.classes(version, f, res, view.k),
-    "intervention_hexes": lambda: cached.hexes(version, f.with_(kinds=("intervention",)), res),
-    "ward_shapes": lambda: cached.ward_shapes(version),
-}
-built = []
+fitted = fit_view(bounds)
+start = linked or fitted
+zoom_key = round(max(start.zoom, fitted.zoom))  # shapes are never coarser than the whole view
+# Only cells have a resolution: without a cell layer, counting cells would only cost time.
+with_cells = any(layers.REGISTRY[n].needs not in ("wards", "ward_shapes") for n in panel.visible)
+res, res_note = cached.map_res(version, f, view.res) if with_cells else (view.res, "")
+built: dict[str, layers.Built] = {}
 with st.spinner("Drawing"):
-    for name in chosen:
-        spec = layers.REGISTRY[name]
-        kwargs = {"metric": metric} if name == "wards" else {}
-        built.append(layers.build(name, needs[spec.needs](), **kwargs))
-
-deck = pdk.Deck(
-    layers=layers.stack(built),
-    initial_view_state=fit_view(quality.study_area(con)["bounds"]),
-    map_provider="carto",
-    map_style="light",
-    tooltip={
-        "text": "{tip}",
-        "style": {"backgroundColor": "white", "color": "black", "fontSize": "12px", "whiteSpace": "pre-line"},
-    },
+    for name in panel.drawn_bottom_first():
+        built[name] = built_layer(version, f, name, res, view.k, metric, zoom_key, round(fitted.latitude, 3))
+stacked = layers.stack(list(built.values()))
+for layer in stacked:
+    owner = next(n for n, b in built.items() if any(x is layer for x in b.layers))
+    layer.opacity = opacity[owner] / 100
+place = st.session_state.get(PLACE)
+if place and linked:
+    stacked.append(
+        pdk.Layer(
+            "ScatterplotLayer",
+            [{"lng": place["lon"], "lat": place["lat"]}],
+            id="place",
+            get_position=["lng", "lat"],
+            get_radius=7,
+            radius_units=pdk.types.String("pixels"),
+            get_fill_color=[255, 255, 255, 255],
+            get_line_color=[0, 0, 0, 255],
+            line_width_min_pixels=3,
+            stroked=True,
+            pickable=False,
+        )
+    )
+deck = CompactDeck(
+    layers=stacked, initial_view_state=start, map_provider="carto", map_style="light", tooltip=TOOLTIP
 )
-with left:
+with map_col:
     event = st.pydeck_chart(deck, on_select="rerun", selection_mode="single-object", key="map", height=620)
-with right:
+
+with side:
+    for name, b in built.items():
+        with slots[name]:
+            ui.legend(b.title, b.legend)
+            if b.note:
+                st.caption(plain(b.note))
+    for b in built.values():
+        for by in b.drawn_by.values():
+            if by in built:
+                st.caption(
+                    plain(
+                        f"{b.title}: its boundary lines are left to {layers.REGISTRY[by].title}, "
+                        "which draws them once for both."
+                    )
+                )
+    for sentence in hides(panel, opacity):
+        st.info(plain(sentence))
     if res_note:
         st.info(
             f"Drawn at resolution {res}, not {view.res}: {view.res} would draw over {ui.MAX_HEXES:,} hexes."
         )
-    for b in built:
-        ui.legend(b.title, b.legend)
-        if b.note:
-            st.caption(plain(b.note))
-    warning = cached.hotspot_cells(version, f, res, view.k)[1] if "hotspots" in chosen else None
+    warning = cached.hotspot_cells(version, f, res, view.k)[1] if "hotspots" in built else None
     coverage = cached.coverage_note(version, f)  # any layer can combine datasets of different spans
-    coarse = cached.precision_warnings(quality.load_report(con), cached.selected_ids(version, f), res)
+    reports = quality.load_report(con, f.access) if with_cells else []  # only cells can be drawn too fine
+    coarse = cached.precision_warnings(reports, cached.selected_ids(version, f), res)
     for message in (warning, coverage, *coarse):
         if message:
             st.warning(plain(message))
 
-ui.provenance(con, view, [layers.REGISTRY[n].title for n in chosen], res_note, res=res)
+# The URL and the session keep the map as it is now drawn.
+wanted = panel_params(panel, names) | {"metric": metric}
+if linked:
+    wanted |= {"lat": f"{linked.latitude:.5f}", "lon": f"{linked.longitude:.5f}", "zoom": f"{linked.zoom:g}"}
+for key in MAP_PARAMS:
+    if key in wanted and st.query_params.get(key) != wanted[key]:
+        st.query_params[key] = wanted[key]
+    elif key not in wanted and key in st.query_params:
+        del st.query_params[key]
+st.session_state[SAVED] = wanted
+
+ui.provenance(con, view, [layers.REGISTRY[n].title for n in reversed(list(built))], res_note, res=res)
 
 picked = (event.selection or {}).get("objects", {}) if event else {}
-ward_pick = next((o for lid in ("wards",) for o in picked.get(lid, [])), None)
-hex_pick = next(
-    (
-        o
-        for lid in ("density", "hotspots", "emerging", "overlap", "interventions")
-        for o in picked.get(lid, [])
-    ),
-    None,
-)
+ward_pick = next((o for o in picked.get("wards", [])), None)
+hex_pick = next((o for lid in HEX_LAYERS for o in picked.get(lid, [])), None)
 if ward_pick:
-    # The profile opens with the same filter, so carry the whole URL along with the ward.
+    # The profile opens with the same filter, so carry the filter along with the ward.
     code = ward_pick.get("properties", ward_pick).get("ward_code")
-    carried = {k: v for k, v in st.query_params.to_dict().items() if k not in ("layers", "metric")}
-    st.switch_page("pages/ward.py", query_params={**carried, "ward": code})
+    carried = {k: v for k, v in st.query_params.to_dict().items() if k not in MAP_PARAMS}
+    st.switch_page("screens/ward.py", query_params={**carried, "ward": code})
 if hex_pick:
-    cell = hex_pick["h3_cell"]
-    st.subheader(f"Cell {cell}")
     from app.dashboard.cell_detail import cell_detail
 
-    cell_detail(version, f, cell, res, view.k)
+    with detail:
+        cell_detail(version, f, hex_pick["h3_cell"], res, view.k)
