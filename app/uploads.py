@@ -26,10 +26,11 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from app.catalog import Catalog, CatalogError, Dataset, entry_toml, load_catalog, parse_catalog
-from app.ingest import dry_run, load, uploads_path
+from app.ingest import REASONS, dry_run, load, uploads_path
 from app.readers import SourceError
 
 ALLOWED = (".csv", ".parquet", ".geojson", ".json")
@@ -131,7 +132,8 @@ def _named_files(db_path: str | Path) -> set[Path] | None:
 
 
 def raw_preview(path: Path, rows: int = 20) -> pd.DataFrame:
-    """The file's first rows as they are, for the analyst to map columns from."""
+    """The file's first rows as they are, for the analyst to map columns from (and, with more
+    rows, the sample ``app.suggest`` suggests the mapping from)."""
     import duckdb
 
     if path.suffix in (".geojson", ".json"):
@@ -193,10 +195,13 @@ def check_row_cap(path: Path) -> int:
 # Check and load
 
 
-def check(catalog_path: str | Path, db_path: str | Path, entry: dict) -> tuple[Dataset, dict, pd.DataFrame]:
-    """Validate an entry as the catalogue would, then read the file as a load would: raises
-    CatalogError (mistakes in the mapping), SourceError (an unreadable file) or UploadLimitError
-    (too many rows, or more memory than a browser upload may use)."""
+def check(
+    catalog_path: str | Path, db_path: str | Path, entry: dict, rows: int = 20
+) -> tuple[Dataset, dict, pd.DataFrame]:
+    """Validate an entry as the catalogue would, then read the file as a load would: the counts
+    of rows per outcome and the first ``rows`` rows as read. Raises CatalogError (mistakes in
+    the mapping), SourceError (an unreadable file) or UploadLimitError (too many rows, or more
+    memory than a browser upload may use)."""
     entry = _absolute_path(entry)
     catalog = load_catalog(catalog_path, uploads_path(db_path))
     if entry.get("id") in {d.id for d in catalog.datasets}:
@@ -207,8 +212,53 @@ def check(catalog_path: str | Path, db_path: str | Path, entry: dict) -> tuple[D
     ds = parsed.datasets[0]
     for file in ds.files:
         check_row_cap(file)
-    counts, preview = _limited(dry_run, ds, ds.files[0], what="The check")
+    counts, preview = _limited(dry_run, ds, ds.files[0], None, rows, what="The check")
     return ds, counts, preview
+
+
+def preview_points(ds: Dataset, preview: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a check's preview that read cleanly, placed in degrees (``lat``, ``lon``),
+    with their time and category: what the preview map draws. Grid coordinates are projected
+    from the entry's CRS as the load would; a row the projection cannot place is left out (the
+    load quarantines it as invalid_coordinates)."""
+    good = preview[preview["problem"].isna()]
+    a = pd.to_numeric(good["first_coordinate"], errors="coerce").to_numpy(float)
+    b = pd.to_numeric(good["second_coordinate"], errors="coerce").to_numpy(float)
+    if ds.location_mode == "xy":
+        from pyproj import Transformer
+
+        lon, lat = Transformer.from_crs(ds.crs, "EPSG:4326", always_xy=True).transform(a, b)
+        lat, lon = np.asarray(lat, float), np.asarray(lon, float)
+    else:
+        lat, lon = a, b
+    frame = pd.DataFrame(
+        {
+            "row": good["row"].to_numpy(),
+            "lat": lat,
+            "lon": lon,
+            "time": good["time"].astype(str).to_numpy(),
+            "category": good["category"].astype(str).to_numpy(),
+        }
+    )
+    placed = np.isfinite(frame["lat"]) & np.isfinite(frame["lon"])
+    placed &= frame["lat"].abs().le(90) & frame["lon"].abs().le(180)
+    return frame[placed].reset_index(drop=True)
+
+
+def preview_problems(preview: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a check's preview that a load would quarantine, with the reason in words and
+    what the row holds where the mapping reads it."""
+    bad = preview[preview["problem"].notna()]
+    return pd.DataFrame(
+        {
+            "row": bad["row"].to_numpy(),
+            "reason": [REASONS.get(p, p) for p in bad["problem"]],
+            "first coordinate": bad["first_coordinate"].to_numpy(),
+            "second coordinate": bad["second_coordinate"].to_numpy(),
+            "time": bad["time"].astype(str).where(bad["time"].notna(), "").to_numpy(),
+            "category": bad["category"].to_numpy(),
+        }
+    )
 
 
 def add(catalog_path: str | Path, db_path: str | Path, entry: dict) -> dict:

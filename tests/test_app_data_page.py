@@ -13,7 +13,7 @@ APP = str(REPO / "app" / "dashboard" / "streamlit_app.py")
 def app(small_demo_db, monkeypatch):
     db, report = small_demo_db
     monkeypatch.setenv("COMMON_GROUND_DB", str(db))
-    return AppTest.from_file(APP, default_timeout=60).switch_page("pages/data.py").run(), report
+    return AppTest.from_file(APP, default_timeout=60).switch_page("screens/data.py").run(), report
 
 
 def test_catalogue_and_load_report_are_shown(app):
@@ -47,7 +47,7 @@ def test_restricted_rows_are_withheld(app):
 
 def test_missing_warehouse_says_what_to_do(monkeypatch, tmp_path):
     monkeypatch.setenv("COMMON_GROUND_DB", str(tmp_path / "none.duckdb"))
-    for page in ("pages/map.py", "pages/data.py", "pages/ward.py", "pages/hotspots.py"):
+    for page in ("screens/map.py", "screens/data.py", "screens/ward.py", "screens/hotspots.py"):
         at = AppTest.from_file(APP, default_timeout=60).switch_page(page).run()
         assert not at.exception
         assert "make run" in at.error[0].value
@@ -79,7 +79,7 @@ def make_run(small_demo, small_demo_db, tmp_path, monkeypatch):
 
 
 def upload_and_map(filename: str, data: bytes) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120).switch_page("pages/data.py").run()
+    at = AppTest.from_file(APP, default_timeout=120).switch_page("screens/data.py").run()
     at.file_uploader(key="up_file").upload(filename, data).run()
     at.text_input(key="up_id").set_value("street_art")
     at.text_input(key="up_title").set_value('Graffiti \U0001f3a8 "tags"')
@@ -97,7 +97,7 @@ def test_add_a_dataset_with_the_relative_paths_of_make_run(make_run):
     at = press(upload_and_map("graffiti reports.csv", GRAFFITI.encode()), "Check")
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert "ok: 2" in at.success[0].value and "missing_coordinates: 1" in at.success[0].value
-    at = press(at, "Check and load")
+    at = press(at, "Load this dataset")
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert at.success[-1].value == "Loaded 2 rows; quarantined 1."
     assert "uploads/graffiti_reports-" in (make_run / "data" / "warehouse.duckdb.uploads.toml").read_text()
@@ -123,7 +123,83 @@ def test_an_uploaded_entry_the_load_skips_is_named_on_the_page(
     (tmp_path / "warehouse.duckdb.uploads.toml").write_text('[[datasets]\nid = "broken', encoding="utf-8")
     monkeypatch.setenv("COMMON_GROUND_DB", str(db))
     monkeypatch.setenv("COMMON_GROUND_CATALOG", str(small_demo / "catalog.toml"))
-    at = AppTest.from_file(APP, default_timeout=60).switch_page("pages/data.py").run()
+    at = AppTest.from_file(APP, default_timeout=60).switch_page("screens/data.py").run()
     assert not at.exception
     warnings = [w.value for w in at.warning]
     assert any("Not loaded" in w and "uploads" in w for w in warnings), warnings
+
+
+def grid_csv(con, days: list[str]) -> bytes:
+    """A council's file as it comes: British National Grid coordinates inside the study area,
+    day-first dates, one row without a place."""
+    from pyproj import Transformer
+
+    from app import quality
+
+    minx, miny, maxx, maxy = quality.study_area(con)["bounds"]
+    to_grid = Transformer.from_crs("EPSG:4326", "EPSG:27700", always_xy=True)
+    lines = ["Ref,Easting,Northing,Received,Problem type"]
+    for i, day in enumerate(days):
+        lon = minx + (maxx - minx) * (0.3 + 0.4 * i / len(days))
+        lat = miny + (maxy - miny) * (0.5 + 0.1 * (i % 3) / 3)
+        e, n = to_grid.transform(lon, lat)
+        lines.append(f"R{i:03d},{e:.0f},{n:.0f},{day} 10:{i:02d},{('Noise', 'Graffiti', 'Litter')[i % 3]}")
+    lines.append(f"R{len(days):03d},,,{days[0]} 11:00,Noise")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def suggested(make_run, days: list[str]) -> AppTest:
+    from app.warehouse import connect
+
+    con = connect(make_run / "data" / "warehouse.duckdb", read_only=True)
+    data = grid_csv(con, days)
+    con.close()
+    at = AppTest.from_file(APP, default_timeout=120).switch_page("screens/data.py").run()
+    at.file_uploader(key="up_file").upload("council requests.csv", data).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    return at
+
+
+DAY_FIRST = ["02/05/2024", "13/05/2024", "07/06/2024", "21/06/2024", "11/07/2024"]
+
+
+def test_an_upload_is_mapped_from_its_suggestions_checked_previewed_then_loaded(make_run):
+    at = suggested(make_run, DAY_FIRST)
+    text = " ".join(m.value for m in at.markdown).replace("\\", "")
+    assert "Suggested mapping" in text and "EPSG:27700" in text and "day first" in text
+    assert at.radio(key="up_mode").value == "x and y (projected)"
+    assert (at.selectbox(key="up_x").value, at.selectbox(key="up_y").value) == ("Easting", "Northing")
+    assert at.text_input(key="up_crs").value == "EPSG:27700"
+    assert at.selectbox(key="up_time").value == "Received"
+    assert at.selectbox(key="up_time_format").value == "%d/%m/%Y %H:%M"
+    assert at.selectbox(key="up_category").value == "Problem type"
+    assert at.selectbox(key="up_record_id").value == "Ref"
+    at.text_input(key="up_agency").set_value("Council")
+    at = press(at, "Check")
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    uploads_list = make_run / "data" / "warehouse.duckdb.uploads.toml"
+    assert not uploads_list.exists()  # checked, previewed, not loaded: the analyst has not confirmed
+    assert "ok: 5" in at.success[0].value and "missing_coordinates: 1" in at.success[0].value
+    deck = at.get("deck_gl_json_chart")
+    assert len(deck) == 1 and '"upload-points"' in deck[0].proto.json
+    problems = at.dataframe[-1].value  # the last table of the page
+    assert list(problems["row"]) == [6] and problems["reason"].iloc[0] == "no coordinates"
+    at = press(at, "Load this dataset")
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.success[-1].value == "Loaded 5 rows; quarantined 1."
+    assert 'time_format = "%d/%m/%Y %H:%M"' in uploads_list.read_text()
+
+
+def test_dates_that_read_both_ways_wait_for_the_analyst_to_choose(make_run):
+    at = suggested(make_run, ["02/05/2024", "12/05/2024", "07/06/2024"])
+    text = " ".join(m.value for m in at.markdown).replace("\\", "")
+    assert "none is picked" in text
+    assert at.selectbox(key="up_time_format").value is None
+    at.text_input(key="up_agency").set_value("Council")
+    at = press(at, "Check")
+    assert at.error and "Choose the time format" in at.error[0].value
+    assert not at.get("deck_gl_json_chart") and not [b for b in at.button if b.label == "Load this dataset"]
+    at.selectbox(key="up_time_format").set_value("%m/%d/%Y %H:%M")
+    at = press(at, "Check")
+    assert not at.error, [e.value for e in at.error]
+    assert "ok: 3" in at.success[0].value

@@ -1,0 +1,412 @@
+"""Concurrent sessions while the warehouse reloads: does any page mix two warehouse versions?
+
+    python bench/concurrency.py [--sessions 20] [--visits 2] [--events 60000]
+
+Builds a small demo city in a temporary folder, loads it, and serves the app on 127.0.0.1 (a
+free port). One headless Chromium (Debian's, /usr/bin/chromium) opens ``--sessions`` contexts
+that each go through a scripted visit ``--visits`` times: the map, a filter change (records:
+interventions), the ward profile, the hotspots page. Meanwhile the warehouse is reloaded twice
+with ``python -m app load``: first with two open datasets' files grown by 30 % (one of demand,
+one of interventions; the added rows a month later, so the data's period grows too), then with
+them as they were.
+
+Each page's version is read twice. The provenance line (drawn from the page's connection) says
+how many rows are loaded; the figures drawn from the cached calls (the map's legend breaks, the
+ward profile's period and headline figures, the hotspot page's headings and captions) are
+compared with what one quiet session saw on each version before the run. A page whose figures
+are one version's and whose provenance is the other's is a mix. A step whose figures do not
+differ between the versions cannot show a mix and is left out of ``steps_checkable``.
+
+The last line printed is one JSON object: errors (pages with an exception or an error box),
+steps that failed (the browser timed out waiting), mixed pages, pages whose figures matched neither version,
+p50/p95 of the time from an action to the finished rerun, and the server's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+GROWN = ("council_env.parquet", "fire_safety_visits.parquet")  # open datasets: exact figures
+STEP_TIMEOUT_MS = 240_000
+_ROWS = re.compile(r"rows loaded ([\d,]+)")
+
+
+# --------------------------------------------------------------------------------------------
+# The city, its two versions, and the server
+
+
+def build_city(root: Path, events: int) -> tuple[Path, Path]:
+    """A demo city loaded into a warehouse; the grown copies of two files kept aside."""
+    import pandas as pd
+
+    from app.demo_city import generate
+    from app.ingest import load
+
+    generate(root / "demo", events=events, seed=7)
+    shutil.copy(REPO / "data" / "catalog.toml", root / "catalog.toml")
+    db = root / "warehouse.duckdb"
+    load(root / "catalog.toml", db)
+    (root / "original").mkdir()
+    (root / "grown").mkdir()
+    for name in GROWN:
+        shutil.copy(root / "demo" / name, root / "original" / name)
+        frame = pd.read_parquet(root / "demo" / name)
+        extra = frame.sample(frac=0.3, random_state=1).assign(record_id=lambda f: f["record_id"] + "-b")
+        # A month later: the data's period grows too, which the ward profile and coverage notes say.
+        extra["occurred"] = extra["occurred"] + pd.DateOffset(months=1)
+        pd.concat([frame, extra], ignore_index=True).to_parquet(root / "grown" / name, index=False)
+    return root / "catalog.toml", db
+
+
+def reload(root: Path, catalog: Path, db: Path, version: str) -> float:
+    """Put the files of ``version`` ("grown" or "original") in place and load, as an analyst
+    would with ``python -m app load``; returns the load's seconds."""
+    for name in GROWN:
+        shutil.copy(root / version / name, root / "demo" / name)
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "app", "load", "--catalog", str(catalog), "--db", str(db)],
+        cwd=REPO,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - start
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(catalog: Path, db: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {**os.environ, "COMMON_GROUND_DB": str(db), "COMMON_GROUND_CATALOG": str(catalog)}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(REPO / "app" / "dashboard" / "streamlit_app.py"),
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                return proc, url
+        except OSError:
+            time.sleep(0.5)
+    proc.terminate()
+    raise SystemExit("the app did not start within 90 s")
+
+
+class PeakRss(threading.Thread):
+    """The server's resident memory, sampled every half second."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.peak_kb, self.last_kb, self.running = pid, 0, 0, True
+
+    def run(self) -> None:
+        while self.running:
+            try:
+                status = Path(f"/proc/{self.pid}/status").read_text()
+            except OSError:
+                return
+            found = re.search(r"VmRSS:\s+(\d+) kB", status)
+            if found:
+                self.last_kb = int(found.group(1))
+                self.peak_kb = max(self.peak_kb, self.last_kb)
+            time.sleep(0.5)
+
+
+# --------------------------------------------------------------------------------------------
+# A visit
+
+
+async def settle(page, started: float) -> float:
+    """Wait for the rerun an action started to finish, once the caller has seen it begin (the
+    new page's heading, or the URL the filter writes): the status widget ("Running...") is
+    gone, no element of the previous run is left (Streamlit marks them stale until the run
+    ends) and the page's provenance line is drawn. Returns seconds since ``started``."""
+    await page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=STEP_TIMEOUT_MS)
+    await page.wait_for_function(
+        "() => !document.querySelector('[data-stale=\"true\"]')", timeout=STEP_TIMEOUT_MS
+    )
+    await provenance_line(page).wait_for(timeout=STEP_TIMEOUT_MS)
+    return time.perf_counter() - started
+
+
+def provenance_line(page):
+    return page.locator('[data-testid="stCaptionContainer"]').filter(has_text="Datasets:").last
+
+
+async def figures_text(page, step: str) -> str:
+    """The text of the page's figures that come from the cached calls: the map's legends (class
+    breaks of the ward counts), the ward profile's period and headline figures, the hotspot
+    page's headings and captions. Charts and tables draw in canvases or after the run, so they
+    are left out: their text depends on when it is read."""
+    if step in ("map", "filter change"):
+        legends = page.locator(".cg-legend")
+        await legends.first.wait_for(timeout=STEP_TIMEOUT_MS)
+        return "\n".join(await legends.all_inner_texts())
+    if step == "ward profile":
+        values = page.locator('[data-testid="stMetricValue"]')
+        await values.first.wait_for(timeout=STEP_TIMEOUT_MS)
+        period = page.locator('[data-testid="stCaptionContainer"]').filter(has_text="Period ")
+        return "\n".join([*await period.all_inner_texts(), *await values.all_inner_texts()])
+    headings = await page.locator("h1, h2, h3").all_inner_texts()
+    captions = await page.locator('[data-testid="stCaptionContainer"]').all_inner_texts()
+    return "\n".join([*headings, *(c for c in captions if "Datasets:" not in c)])
+
+
+async def observe(page, step: str, seconds: float) -> dict:
+    """The version markers and errors of the page as drawn."""
+    provenance = await provenance_line(page).inner_text()
+    rows = _ROWS.search(provenance)
+    figures = await figures_text(page, step)
+    errors = await page.locator('[data-testid="stException"]').count()
+    errors += await page.locator('[data-testid="stAlertContentError"]').count()
+    return {
+        "step": step,
+        "seconds": round(seconds, 3),
+        "rows_loaded": int(rows.group(1).replace(",", "")) if rows else None,
+        "figures": hashlib.sha256(figures.encode()).hexdigest()[:16],
+        "errors": errors,
+        "text": figures,
+    }
+
+
+async def visit(page, url: str) -> list[dict]:
+    """Map, a filter change, the ward profile, the hotspots page: what each drew."""
+    seen = []
+    started = time.perf_counter()
+    await page.goto(f"{url}/", timeout=STEP_TIMEOUT_MS)
+    await page.get_by_role("heading", name="Map").wait_for(timeout=STEP_TIMEOUT_MS)
+    seen.append(await observe(page, "map", await settle(page, started)))
+    started = time.perf_counter()
+    await page.get_by_role("button", name="Interventions").click()
+    await page.wait_for_url(re.compile("kinds=intervention"), timeout=STEP_TIMEOUT_MS)
+    seen.append(await observe(page, "filter change", await settle(page, started)))
+    for step, link, heading in (
+        ("ward profile", "Ward profile", "Ward profile:"),
+        ("hotspots", "Hotspots and overlap", "Hotspots and overlap"),
+    ):
+        started = time.perf_counter()
+        await page.get_by_role("link", name=link).click()
+        await page.get_by_text(heading).first.wait_for(timeout=STEP_TIMEOUT_MS)
+        seen.append(await observe(page, step, await settle(page, started)))
+    return seen
+
+
+async def session(browser, url: str, visits: int, delay: float) -> list[dict]:
+    """One person (a browser context) visiting ``visits`` times, each in a new tab: a new
+    Streamlit session that starts from the link, not from the last visit's filter."""
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    out: list[dict] = []
+    await asyncio.sleep(delay)
+    try:
+        for _ in range(visits):
+            page = await context.new_page()
+            page.set_default_timeout(STEP_TIMEOUT_MS)  # twenty sessions share two cores
+            try:
+                out.extend(await visit(page, url))
+            except Exception as exc:  # a step that timed out or failed: an error of the run
+                out.append({"step": "failed", "error": str(exc).splitlines()[0][:200]})
+            finally:
+                await page.close()
+    finally:
+        await context.close()
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+
+
+async def run(args: argparse.Namespace) -> dict:
+    from playwright.async_api import async_playwright
+
+    root = Path(tempfile.mkdtemp(prefix="cg-concurrency-"))
+    try:
+        catalog, db = build_city(root, args.events)
+        proc, url = start_server(catalog, db)
+        rss = PeakRss(proc.pid)
+        rss.start()
+        try:
+            async with async_playwright() as p:
+                browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+                # What each version looks like, seen by one quiet session (twice: the second
+                # visit shows whether the page's text is the same from one visit to the next).
+                calibration = {"original": await session(browser, url, 2, 0)}
+                reload(root, catalog, db, "grown")
+                calibration["grown"] = await session(browser, url, 2, 0)
+                reload(root, catalog, db, "original")
+                versions = versions_by_step(calibration)
+                if args.texts:
+                    keep_texts(Path(args.texts), calibration)
+
+                loads: list[float] = []
+
+                async def reloads() -> None:
+                    await asyncio.sleep(args.reload_after)
+                    loads.append(await asyncio.to_thread(reload, root, catalog, db, "grown"))
+                    await asyncio.sleep(args.reload_after)
+                    loads.append(await asyncio.to_thread(reload, root, catalog, db, "original"))
+
+                rss.peak_kb = rss.last_kb  # the run's own peak, from here
+                started = time.perf_counter()
+                results = await asyncio.gather(
+                    reloads(),
+                    *(session(browser, url, args.visits, i * args.stagger) for i in range(args.sessions)),
+                )
+                wall = time.perf_counter() - started
+                await browser.close()
+        finally:
+            rss.running = False
+            proc.terminate()
+            proc.wait(timeout=30)
+        seen = [s for r in results[1:] for s in r]
+        return summary(seen, versions, loads, wall, rss.peak_kb, args)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def keep_texts(folder: Path, calibration: dict[str, list[dict]]) -> None:
+    """The page texts the quiet session saw, one file per version, visit and step: a step that
+    is not checkable shows why in their differences."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for version, seen in calibration.items():
+        for i, s in enumerate(seen):
+            name = f"{version}-{i // 4}-{s.get('step', 'failed').replace(' ', '_')}.txt"
+            (folder / name).write_text(f"rows loaded {s.get('rows_loaded')}\n\n{s.get('text', '')}")
+
+
+def versions_by_step(calibration: dict[str, list[dict]]) -> dict:
+    """Per step: the rows loaded and the figures' fingerprint of each version, and whether the
+    step can show a mix (its figures differ between the versions and stay the same from one
+    visit to the next)."""
+    out = {}
+    for step in ("map", "filter change", "ward profile", "hotspots"):
+        per = {v: [s for s in seen if s.get("step") == step] for v, seen in calibration.items()}
+        figures = {v: {s["figures"] for s in obs} for v, obs in per.items()}
+        rows = {v: {s["rows_loaded"] for s in obs} for v, obs in per.items()}
+        stable = all(len(f) == 1 for f in figures.values()) and all(len(r) == 1 for r in rows.values())
+        distinct = stable and figures["original"] != figures["grown"] and rows["original"] != rows["grown"]
+        out[step] = {
+            "figures": {v: next(iter(f)) for v, f in figures.items() if len(f) == 1},
+            "rows": {v: next(iter(r)) for v, r in rows.items() if len(r) == 1},
+            "checkable": distinct,
+        }
+    return out
+
+
+def summary(seen: list[dict], versions: dict, loads: list[float], wall: float, peak_kb: int, args) -> dict:
+    mixed = unmatched = checked = 0
+    examples: list[dict] = []
+    for s in seen:
+        known = versions.get(s.get("step"))
+        if not known or not known["checkable"]:
+            continue
+        by_rows = {r: v for v, r in known["rows"].items()}.get(s["rows_loaded"])
+        by_figures = {f: v for v, f in known["figures"].items()}.get(s["figures"])
+        if by_rows is None or by_figures is None:
+            unmatched += 1
+            if len(examples) < 5:
+                examples.append({k: s.get(k) for k in ("step", "rows_loaded", "text")})
+            continue
+        checked += 1
+        mixed += by_rows != by_figures
+    times = sorted(s["seconds"] for s in seen if "seconds" in s)
+
+    def pct(q: float) -> float | None:
+        return round(times[min(len(times) - 1, int(q * len(times)))], 2) if times else None
+
+    return {
+        "sessions": args.sessions,
+        "visits_per_session": args.visits,
+        "pages_seen": sum(1 for s in seen if "seconds" in s),
+        "errors": sum(s.get("errors", 0) for s in seen),
+        "steps_failed": sum(1 for s in seen if s.get("step") == "failed"),
+        "steps_failed_examples": [s["error"] for s in seen if s.get("step") == "failed"][:5],
+        "mixed_pages": mixed,
+        "pages_checked_for_mix": checked,
+        "pages_matching_neither_version": unmatched,
+        "matching_neither_examples": examples,
+        "steps_checkable": [k for k, v in versions.items() if v["checkable"]],
+        "reloads_s": [round(x, 1) for x in loads],
+        "rerun_p50_s": pct(0.5),
+        "rerun_p95_s": pct(0.95),
+        "rerun_median_by_step_s": {
+            step: round(statistics.median(x), 2)
+            for step in ("map", "filter change", "ward profile", "hotspots")
+            if (x := [s["seconds"] for s in seen if s.get("step") == step])
+        },
+        "wall_s": round(wall, 1),
+        "server_peak_rss_mb": round(peak_kb / 1024),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sessions", type=int, default=20)
+    parser.add_argument("--visits", type=int, default=2, help="scripted visits per session")
+    parser.add_argument("--events", type=int, default=60_000, help="records of the demo city")
+    parser.add_argument("--stagger", type=float, default=0.5, help="seconds between session starts")
+    parser.add_argument("--reload-after", type=float, default=15.0, help="seconds before each reload")
+    parser.add_argument("--step-timeout", type=float, default=240.0, help="seconds a step may take")
+    parser.add_argument("--texts", help="folder to keep the page texts each version showed")
+    args = parser.parse_args()
+    global STEP_TIMEOUT_MS
+    STEP_TIMEOUT_MS = int(args.step_timeout * 1000)
+    if not 1 <= args.sessions <= 40:
+        raise SystemExit("--sessions: between 1 and 40 (one machine draws every session's map)")
+    if not os.path.exists(CHROMIUM):
+        raise SystemExit(f"chromium not found at {CHROMIUM} (apt-get install -y chromium)")
+    print(json.dumps(asyncio.run(run(args))))
+
+
+if __name__ == "__main__":
+    main()
