@@ -51,7 +51,8 @@ def main() -> None:
     except ValueError as exc:
         st.error(f"Early warning could not be worked out: {exc}")
         return
-    st.info(ew.describe())
+    with st.expander("How a place comes to be flagged"):
+        st.caption(ew.describe())
     if frame.empty:
         st.success("No place ran higher than expected in that month.")
         return

@@ -143,7 +143,8 @@ sentences = [s.text for s in brief.sentences]
 if warning := early_warning.ward_sentence(ui.warehouse(), code, flags=cached.ward_warnings(version, f)):
     sentences.append(warning)
 st.markdown("\n".join(f"- {ui.plain(s)}" for s in sentences))
-st.caption(ui.plain(brief.method))
+with st.expander("How these sentences are worked out"):
+    st.caption(ui.plain(brief.method))
 
 selected = cached.selected_datasets(version, f)
 kind = profile.headline_kind(f.kinds, set(selected["kind"]))
