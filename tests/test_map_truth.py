@@ -180,8 +180,10 @@ def test_without_intervention_data_no_hotspot_reads_unserved(small_demo_db):
 def test_hotspots_page_without_intervention_data_says_so(bare_db, monkeypatch):
     monkeypatch.setenv("COMMON_GROUND_DB", str(bare_db))
     at = _open(bare_db, "screens/hotspots.py")
-    table = at.dataframe[0].value
-    assert len(table) and "unserved hotspot" not in set(table["intervention status"])
+    areas = at.dataframe[0].value
+    assert len(areas) and not areas["Intervention status"].str.contains("unserved", case=False).any()
+    cells = next(e for e in at.expander if "Analyst detail" in e.label).dataframe[0].value
+    assert len(cells) and "unserved hotspot" not in set(cells["intervention status"])
     assert "No intervention data selected" in _captions(at)
     at = _open(bare_db, "screens/map.py", layers="overlap")
     assert "No intervention data selected" in _markdown(at) and "Unserved hotspot" not in _markdown(at)
