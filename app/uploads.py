@@ -13,14 +13,17 @@ rows. Bigger files belong to ``python -m app load``.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import multiprocessing
 import os
 import re
 import resource
+import sys
 import time
 import tomllib
+import types
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -330,7 +333,9 @@ def _limited(func: Callable, *args, what: str):
     context = multiprocessing.get_context("spawn")
     try:
         with ProcessPoolExecutor(1, mp_context=context, initializer=_cap_memory, initargs=(limit,)) as pool:
-            outcome, value = pool.submit(_run, func, *args).result()
+            with _plain_main():
+                future = pool.submit(_run, func, *args)  # the child process starts here
+            outcome, value = future.result()
     except BrokenProcessPool:
         outcome, value = "memory", ""
     if outcome == "ok":
@@ -343,6 +348,20 @@ def _limited(func: Callable, *args, what: str):
     if outcome == "catalog":
         raise CatalogError(value)
     raise SourceError(value)
+
+
+@contextlib.contextmanager
+def _plain_main():
+    """A spawned child first re-runs the parent's ``__main__`` (by path or by name). Under
+    Streamlit that is the dashboard's entry point, which would draw the whole app in the child
+    and fail there; while the child starts, the parent's ``__main__`` is an empty module."""
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
 
 
 def _cap_memory(limit_mb: int) -> None:

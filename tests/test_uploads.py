@@ -209,6 +209,19 @@ def test_work_over_the_memory_limit_stops_with_words(monkeypatch):
     assert _limited(len, "four", what="The check") == 4
 
 
+def test_the_checking_process_does_not_rerun_the_dashboard(monkeypatch, tmp_path):
+    """Under Streamlit the parent's __main__ is the dashboard; a child that re-ran it would fail."""
+    import sys
+    import types
+
+    script = tmp_path / "dashboard.py"
+    script.write_text("raise SystemExit('the dashboard ran in the child')\n")
+    main = types.ModuleType("__main__")
+    main.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    assert _limited(len, "four", what="The check") == 4
+
+
 def test_stale_unloaded_uploads_are_deleted(city):
     catalog, db = city
     kept = save_upload(db, "kept.csv", CSV.encode())
