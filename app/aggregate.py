@@ -8,6 +8,7 @@ records are read through ``app.store`` only (which may answer from the aggregate
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 import duckdb
 import h3
@@ -15,8 +16,19 @@ import numpy as np
 import pandas as pd
 
 from app import store
-from app.disclosure import DEFAULT_RULE, PROTECTED, Rule, apply, apply_listed, most_restrictive
+from app.disclosure import (
+    DEFAULT_RULE,
+    PROTECTED,
+    Rule,
+    agency_rows,
+    apply,
+    apply_listed,
+    fold_agencies,
+    most_restrictive,
+    rare_agencies,
+)
 from app.filters import (
+    Comparison,
     Filter,
     comparison,
     data_period,
@@ -36,11 +48,28 @@ def check_hex_res(res: int) -> int:
     return check_res(int(res))
 
 
+def _folded(
+    con: duckdb.DuckDBPyConnection,
+    f: Filter,
+    read: Callable[[Filter], pd.DataFrame],
+    sums: tuple[str, ...] = ("count", "weight"),
+    keys: tuple[str, ...] = ("cell_key",),
+) -> pd.DataFrame:
+    """``read`` (a store scan) under the validated filter ``f``, with each rare agency of a file
+    the viewer sees released counted under one plain unit (``disclosure.fold_agencies``):
+    whatever table or file it reaches, such an agency is never named and never its own row."""
+    rare = rare_agencies(con, f.access)
+    if not rare:
+        return read(f)
+    frame = read(f.with_(agencies=agency_rows(con, f.agencies, f.access)))
+    return fold_agencies(frame, rare, f.agencies, sums, keys)
+
+
 def raw_hex_counts(con: duckdb.DuckDBPyConnection, f: Filter, res: int) -> pd.DataFrame:
     """Exact counts per cell, dataset and agency (a file may name an agency per row), for use
     inside the engine only."""
     res = check_hex_res(res)
-    return store.hex_counts(con, validate(con, f), res)
+    return _folded(con, validate(con, f), lambda g: store.hex_counts(con, g, res))
 
 
 def hex_aggregate(
@@ -95,7 +124,11 @@ def _with_centres(frame: pd.DataFrame, res: int) -> pd.DataFrame:
 
 
 def ward_aggregate(
-    con: duckdb.DuckDBPyConnection, f: Filter, rule: Rule = DEFAULT_RULE, by_dataset: bool = True
+    con: duckdb.DuckDBPyConnection,
+    f: Filter,
+    rule: Rule = DEFAULT_RULE,
+    by_dataset: bool = True,
+    windows: tuple[tuple[dt.date, dt.date] | None, Comparison] | None = None,
 ) -> pd.DataFrame:
     """Per ward (and dataset): count, rate per 1,000 residents, per km², share of the city
     total, and change on the previous period; all protected.
@@ -104,16 +137,32 @@ def ward_aggregate(
     ``compared_end`` against ``previous_start`` to ``previous_end``; ``compared_count`` is the
     count of the first): without dates, the last twelve months of data against the twelve
     before, not the whole period against nothing. Where no window is covered by every selected
-    dataset, the change and its windows are missing, and ``comparison`` says why."""
+    dataset, the change and its windows are missing, and ``comparison`` says why.
+
+    ``windows``, when given, is ``data_period`` of the filter without dates and ``comparison``
+    of the filter, as the caller has them already: both depend only on the datasets and the
+    period the filter selects, so the dashboard reads them once for every choice of categories,
+    days and hours."""
     f = validate(con, f)
-    span = data_period(con, f.with_(start=None, end=None))
-    compare = comparison(con, f)
+    if windows is None:
+        windows = data_period(con, f.with_(start=None, end=None)), comparison(con, f)
+    span, compare = windows
     f = with_period(con, f, span)
-    current = ward_counts(con, f, by_dataset)
-    keys = ["ward_code", "dataset", "agency"] if by_dataset else ["ward_code"]
+    # The period and both comparison windows in one statement (``store.ward_window_counts``):
+    # the same rows, so the windows' counts need no merge.
+    windows = tuple(w for w in (compare.current, compare.previous) if w is not None)
+    counted = ward_counts(con, f, by_dataset, windows)
+    current = counted.drop(columns=[c for c in counted.columns if c.startswith(("count_", "cell_key_"))])
     protected = apply(current, rule, ("count",))
+    shared = current["sharing"].isin(PROTECTED).to_numpy()
+    found = 0
     for name, window in (("compared", compare.current), ("previous", compare.previous)):
-        values, suppressed = _window_counts(con, f, window, current, keys, by_dataset, rule)
+        if window is None:
+            values, suppressed = np.full(len(current), np.nan), np.zeros(len(current), dtype=bool)
+        else:
+            found += 1
+            keys = counted[f"cell_key_{found}"].to_numpy(dtype=np.uint64)
+            values, suppressed = rule.release(counted[f"count_{found}"].to_numpy(), shared, keys)
         protected[f"{name}_count"] = values
         protected[f"{name}_suppressed"] = suppressed
     count = protected["count"]
@@ -138,36 +187,26 @@ def ward_aggregate(
     return protected
 
 
-def _window_counts(
+def ward_counts(
     con: duckdb.DuckDBPyConnection,
     f: Filter,
-    window: tuple[dt.date, dt.date] | None,
-    current: pd.DataFrame,
-    keys: list[str],
     by_dataset: bool,
-    rule: Rule,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Released counts of ``current``'s rows over one comparison window (NaN without one; the
-    filter's own counts when the window is its period), and which are suppressed."""
-    if window is None:
-        return np.full(len(current), np.nan), np.zeros(len(current), dtype=bool)
-    same = (f.start, f.end) == window
-    counts = current if same else ward_counts(con, f.with_(start=window[0], end=window[1]), by_dataset)
-    frame = current[keys].merge(counts[[*keys, "count", "cell_key"]], on=keys, how="left")
-    return rule.release(
-        frame["count"].fillna(0).to_numpy(),
-        current["sharing"].isin(PROTECTED).to_numpy(),
-        frame["cell_key"].fillna(0).to_numpy(dtype=np.uint64),
-    )
-
-
-def ward_counts(con: duckdb.DuckDBPyConnection, f: Filter, by_dataset: bool) -> pd.DataFrame:
+    windows: tuple[tuple[dt.date, dt.date], ...] = (),
+) -> pd.DataFrame:
     """Exact counts and cell keys for every ward (zero-filled), per dataset and agency or all
     together; for use inside the engine only. Every ward is listed for every selected dataset
     (and each agency its file names), records or not."""
     f = validate(con, f)
     datasets = datasets_in(con, f)
-    frame = store.ward_counts(con, f, by_dataset, datasets["id"].tolist())
+    ids = datasets["id"].tolist()
+    n = range(1, len(windows) + 1)
+    frame = _folded(
+        con,
+        f,
+        lambda g: store.ward_window_counts(con, g, by_dataset, ids, windows),
+        sums=("count", *(f"count_{i}" for i in n)),
+        keys=("cell_key", *(f"cell_key_{i}" for i in n)),
+    )
     if by_dataset:
         return frame
     frame["dataset"] = "(selected)"
@@ -180,7 +219,8 @@ def dataset_units(con: duckdb.DuckDBPyConnection, f: Filter) -> pd.DataFrame:
     per dataset, or one per agency that a file of several agencies (``agency_column``) names,
     whether or not the filter finds records of it."""
     f = validate(con, f)
-    return store.units(con, datasets_in(con, f)["id"].tolist(), f.agencies, f.access)
+    ids = datasets_in(con, f)["id"].tolist()
+    return _folded(con, f, lambda g: store.units(con, ids, g.agencies, g.access))
 
 
 def _place(ward: str | None, cell: str | int | None) -> tuple[int | None, int | None]:
@@ -203,7 +243,7 @@ def category_counts(
     cell; protected, and a protected dataset's category listed only where its figure is
     released (a category with fewer records, zero included, is left out)."""
     cell_int, res = _place(ward, cell)
-    frame = store.category_counts(con, validate(con, f), ward, cell_int, res)
+    frame = _folded(con, validate(con, f), lambda g: store.category_counts(con, g, ward, cell_int, res))
     return apply_listed(frame, rule)
 
 
@@ -228,7 +268,7 @@ def time_series(
     f = validate(con, f)
     cell_int, res = _place(ward, cell)
     ids = datasets_in(con, f)["id"].tolist()
-    frame = store.period_counts(con, f, FREQS[freq], ward, cell_int, res, ids)
+    frame = _folded(con, f, lambda g: store.period_counts(con, g, FREQS[freq], ward, cell_int, res, ids))
     return apply(frame, rule)
 
 
@@ -237,10 +277,10 @@ def cell_month_counts(con: duckdb.DuckDBPyConnection, f: Filter, res: int) -> pd
     of each group (for releasing protected figures); for use inside the engine only (forecasts
     train on these, after ``Rule.release`` for protected datasets)."""
     res = check_hex_res(res)
-    return store.cell_month_counts(con, validate(con, f), res)
+    return _folded(con, validate(con, f), lambda g: store.cell_month_counts(con, g, res))
 
 
 def ward_month_counts(con: duckdb.DuckDBPyConnection, f: Filter) -> pd.DataFrame:
     """Exact counts per ward, calendar month, dataset and agency, with each group's cell key;
     for use inside the engine only (see ``cell_month_counts``)."""
-    return store.ward_month_counts(con, validate(con, f))
+    return _folded(con, validate(con, f), lambda g: store.ward_month_counts(con, g))

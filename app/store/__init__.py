@@ -17,15 +17,21 @@ may see and which they see exactly; the scans obey both.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
 import pandas as pd
 
+from app.store import facts
 from app.store.duckdb import (
     CELL_KEY_SQL,
+    CELL_ROLLUP,
+    CELL_TOTALS,
     CUBE_KEY_SQL,
+    UNITS,
+    WARD_ROLLUP,
     has_relation,
     parent_sql,
     viewer_datasets_sql,
@@ -73,6 +79,11 @@ def _visible_clause(access, column: str, params: dict) -> str:
 
 def agencies(con: duckdb.DuckDBPyConnection, access=None) -> set[str]:
     """Every agency named by the records of the viewer's datasets."""
+    found = facts.remembered(con, ("agencies", facts.access_key(access)), lambda: _agencies(con, access))
+    return set(found)
+
+
+def _agencies(con: duckdb.DuckDBPyConnection, access) -> frozenset[str]:
     params: dict = {}
     if _warehouse(con):
         # A file's agency, or one its rows name (stored only where it differs): no scan of the
@@ -84,11 +95,16 @@ def agencies(con: duckdb.DuckDBPyConnection, access=None) -> set[str]:
     else:
         source, _ = _smallest(con)
         sql = f"SELECT DISTINCT agency FROM {source} WHERE {_visible_clause(access, 'dataset', params)}"
-    return {r[0] for r in con.execute(sql, params).fetchall()}
+    return frozenset(r[0] for r in con.execute(sql, params).fetchall())
 
 
 def datasets_naming(con: duckdb.DuckDBPyConnection, names: tuple[str, ...], access=None) -> set[str]:
     """The viewer's datasets whose records name any of the agencies ``names``."""
+    key = ("datasets_naming", tuple(names), facts.access_key(access))
+    return set(facts.remembered(con, key, lambda: _datasets_naming(con, names, access)))
+
+
+def _datasets_naming(con: duckdb.DuckDBPyConnection, names: tuple[str, ...], access) -> frozenset[str]:
     params: dict = {"a": list(names)}
     if _warehouse(con):
         visible = _visible_clause(access, "f.dataset", params)
@@ -99,12 +115,17 @@ def datasets_naming(con: duckdb.DuckDBPyConnection, names: tuple[str, ...], acce
         source, _ = _smallest(con)
         visible = _visible_clause(access, "dataset", params)
         sql = f"SELECT DISTINCT dataset FROM {source} WHERE list_contains($a, agency) AND {visible}"
-    return {r[0] for r in con.execute(sql, params).fetchall()}
+    return frozenset(r[0] for r in con.execute(sql, params).fetchall())
 
 
 def category_counts_by_dataset(con: duckdb.DuckDBPyConnection, access=None) -> list[tuple]:
     """(dataset, category, records, sharing as the viewer sees it) for the viewer's datasets,
     sorted by dataset and category."""
+    key = ("category_counts_by_dataset", facts.access_key(access))
+    return list(facts.remembered(con, key, lambda: _category_counts_by_dataset(con, access)))
+
+
+def _category_counts_by_dataset(con: duckdb.DuckDBPyConnection, access) -> tuple[tuple, ...]:
     rel, params = viewer_datasets_sql(access)
     if _warehouse(con):
         sql = f"""SELECT f.dataset, r.category, count(*) AS n, any_value(d.sharing) AS sharing
@@ -114,12 +135,17 @@ def category_counts_by_dataset(con: duckdb.DuckDBPyConnection, access=None) -> l
         source, n = _smallest(con)
         sql = f"""SELECT e.dataset, e.category, {n} AS n, any_value(d.sharing) AS sharing
                   FROM {source} e JOIN {rel} d ON d.id = e.dataset GROUP BY 1, 2 ORDER BY 1, 2"""
-    return con.execute(sql, params).fetchall()
+    return tuple(con.execute(sql, params).fetchall())
 
 
 def agency_counts_by_dataset(con: duckdb.DuckDBPyConnection, access=None) -> list[tuple]:
     """(dataset, agency, records, sharing as the viewer sees it) for the viewer's datasets,
     most records first within a dataset."""
+    key = ("agency_counts_by_dataset", facts.access_key(access))
+    return list(facts.remembered(con, key, lambda: _agency_counts_by_dataset(con, access)))
+
+
+def _agency_counts_by_dataset(con: duckdb.DuckDBPyConnection, access) -> tuple[tuple, ...]:
     rel, params = viewer_datasets_sql(access)
     if _warehouse(con):
         sql = f"""SELECT f.dataset, coalesce(r.agency, f.agency) AS agency, count(*) AS n,
@@ -131,11 +157,34 @@ def agency_counts_by_dataset(con: duckdb.DuckDBPyConnection, access=None) -> lis
         sql = f"""SELECT e.dataset, e.agency, {n} AS n, any_value(d.sharing)
                   FROM {source} e JOIN {rel} d ON d.id = e.dataset
                   GROUP BY 1, 2 ORDER BY e.dataset, n DESC, e.agency"""
-    return con.execute(sql, params).fetchall()
+    return tuple(con.execute(sql, params).fetchall())
+
+
+def several_agency_datasets(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
+    """The datasets whose records name an agency of their own on some row (``agency_column``),
+    the only ones whose agencies can be rare (``app.disclosure.rare_agencies``). On a
+    warehouse file a row's agency is stored only where it differs from its file's, so the
+    answer reads the column's statistics and costs well under a millisecond when none does."""
+    return facts.remembered(con, "several_agency_datasets", lambda: _several_agency_datasets(con))
+
+
+def _several_agency_datasets(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
+    if _warehouse(con):
+        sql = """SELECT DISTINCT f.dataset FROM event_files f WHERE f.file_no IN
+                 (SELECT DISTINCT file_no FROM event_rows WHERE agency IS NOT NULL)"""
+    else:
+        source, _ = _smallest(con)
+        sql = f"SELECT dataset FROM {source} GROUP BY dataset HAVING count(DISTINCT agency) > 1"
+    return frozenset(r[0] for r in con.execute(sql).fetchall())
 
 
 def cells_with_events(con: duckdb.DuckDBPyConnection, res: int, access=None) -> np.ndarray:
     """The cells at ``res`` (uint64, unsorted) that hold a record of the viewer's datasets."""
+    key = ("cells_with_events", int(res), facts.access_key(access))
+    return facts.remembered(con, key, lambda: _cells_with_events(con, res, access)).copy()
+
+
+def _cells_with_events(con: duckdb.DuckDBPyConnection, res: int, access) -> np.ndarray:
     params: dict = {}
     if _warehouse(con) and getattr(access, "visible", None) is None:
         sql = f"SELECT DISTINCT {parent_sql('h3', res)} AS h3 FROM event_rows"
@@ -155,6 +204,11 @@ def cells_with_events(con: duckdb.DuckDBPyConnection, res: int, access=None) -> 
 def datasets(con: duckdb.DuckDBPyConnection, access=None) -> pd.DataFrame:
     """The catalogue rows the viewer may see (``sharing`` as they see it), with each dataset's
     first and last record time as released (``span_sql``), sorted by id."""
+    key = ("datasets", facts.access_key(access))
+    return facts.remembered(con, key, lambda: _datasets(con, access)).copy()
+
+
+def _datasets(con: duckdb.DuckDBPyConnection, access) -> pd.DataFrame:
     rel, params = viewer_datasets_sql(access)
     tmin, tmax = span_sql("d")
     return con.execute(
@@ -190,18 +244,50 @@ def span_sql(alias: str) -> tuple[str, str]:
 def cube_source(con: duckdb.DuckDBPyConnection, f: Filter, res: int | None = None) -> str | None:
     """Which aggregate answers ``f`` at cell resolution ``res`` (None: by ward): ``rollup`` for
     whole months with no hour or weekday choice at resolution 9 or coarser, ``cube`` for any
-    filter without a bounding box, or None (the records must be read)."""
+    filter without a bounding box, or None (the records must be read).
+
+    A store folder's smaller roll-ups (``app.store.duckdb._derive``) answer in the roll-up's
+    place where they hold what is asked: ``ward_rollup`` by ward, ``cell_rollup`` by cell
+    without a category choice, and ``cell_totals`` for that over every month."""
     if f.bbox is not None or (res is not None and res > FINE_CUBE_RES):
         return None
     if not has_relation(con, "cube"):
         return None
+    f = _open_ended(con, f)
     whole_months = (f.start is None or f.start.day == 1) and (
         f.end is None or (f.end + dt.timedelta(days=1)).day == 1
     )
     coarse = res is None or res <= ROLLUP_RES
-    if whole_months and coarse and not f.hours and not f.weekdays and has_relation(con, "rollup"):
+    if not (whole_months and coarse and not f.hours and not f.weekdays and has_relation(con, "rollup")):
+        return "cube"
+    if res is None:
+        return WARD_ROLLUP if has_relation(con, WARD_ROLLUP) else "rollup"
+    if f.categories or not has_relation(con, CELL_ROLLUP):
         return "rollup"
-    return "cube"
+    return CELL_TOTALS if f.start is None and f.end is None else CELL_ROLLUP
+
+
+def _open_ended(con: duckdb.DuckDBPyConnection, f: Filter) -> Filter:
+    """``f`` without a first or last day that no record of its datasets lies beyond: the same
+    records, and a period the roll-up can answer. A filter without dates is closed by the
+    data's own first and last day (``filters.with_period``), which seldom fall on a month's
+    edges; left as they are, a map of all the data would read the fine cube."""
+    if f.start is None and f.end is None:
+        return f
+    edges = facts.remembered(con, "day_edges", lambda: _day_edges(con))
+    chosen = [edges[d] for d in (f.datasets or edges) if d in edges]
+    if not chosen:
+        return f
+    first, last = min(e[0] for e in chosen), max(e[1] for e in chosen)
+    start = None if f.start is not None and f.start <= first else f.start
+    end = None if f.end is not None and f.end >= last else f.end
+    return f if (start, end) == (f.start, f.end) else f.with_(start=start, end=end)
+
+
+def _day_edges(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[dt.date, dt.date]]:
+    """Each dataset's first and last day with a record, from the cube."""
+    rows = con.execute("SELECT dataset, min(day), max(day) FROM cube GROUP BY dataset").fetchall()
+    return {d: (first, last) for d, first, last in rows}
 
 
 def _counts_from(
@@ -211,13 +297,16 @@ def _counts_from(
     of the WHERE) for a grouped count under ``f``: the cube's where it answers, else the
     records'."""
     source = cube_source(con, f, res)
+    if source is not None:
+        f = _open_ended(con, f)
     if source is None:
         sql, params = where_sql(f, "e", "events")
         cell = parent_sql("e.h3", res) if res is not None else "NULL"
         return f"events e WHERE {sql}", cell, "count(*)", CELL_KEY_SQL, params
     sql, params = where_sql(f, "e", source)
-    column = "e.cell11" if source == "cube" else "e.cell9"
-    cell = parent_sql(column, res) if res is not None else "NULL"
+    column = "e.cell11" if source == "cube" else "e.cell9"  # a ward_rollup is asked by ward only
+    own = FINE_CUBE_RES if source == "cube" else ROLLUP_RES  # the column's resolution: its own parent
+    cell = "NULL" if res is None else column if res == own else parent_sql(column, res)
     return f"{source} e WHERE {sql}", cell, "sum(e.n)::BIGINT", CUBE_KEY_SQL, params
 
 
@@ -227,6 +316,20 @@ def hex_counts(con: duckdb.DuckDBPyConnection, f: Filter, res: int) -> pd.DataFr
     scan, cell, n, key, params = _counts_from(con, f, res)
     rel, rel_params = viewer_datasets_sql(_access(f))
     weight = "sum(e.weight)"
+    if scan.startswith((f"{CELL_ROLLUP} ", f"{CELL_TOTALS} ")):
+        # Counted by cell and unit number, named after: the same groups, the same order.
+        return con.execute(
+            f"""
+            WITH counts AS (
+                SELECT {cell} AS h3, e.unit, {n} AS count, {weight} AS weight, {key} AS cell_key
+                FROM {scan} GROUP BY 1, 2
+            )
+            SELECT c.h3, u.dataset, u.agency, d.kind, d.sharing, c.count, c.weight, c.cell_key
+            FROM counts c JOIN {UNITS} u ON u.unit = c.unit JOIN {rel} d ON d.id = u.dataset
+            ORDER BY c.h3, c.unit
+            """,
+            {**params, **rel_params},
+        ).df()
     # Counted first and joined to the catalogue after: a join before the count would look up
     # every record's dataset by name, one group per cell and dataset after it.
     return con.execute(
@@ -265,7 +368,9 @@ def _units_sql(con: duckdb.DuckDBPyConnection) -> str:
     """A WITH item ``units``: the (dataset, agency) pairs of the datasets in ``$ids``."""
     if _warehouse(con):
         return _UNITS_WAREHOUSE
-    return _UNITS_STORE.format(source=_smallest(con)[0])
+    # A store folder lists its pairs once, on opening (``app.store.duckdb.UNITS``).
+    source = UNITS if has_relation(con, UNITS) else _smallest(con)[0]
+    return _UNITS_STORE.format(source=source)
 
 
 def units(
@@ -286,39 +391,56 @@ def units(
 def ward_counts(con: duckdb.DuckDBPyConnection, f: Filter, by_dataset: bool, ids: list[str]) -> pd.DataFrame:
     """Exact counts and cell keys for every ward (zero-filled), per dataset (of ``ids``) and
     agency, or all together; with each ward's name, population and area."""
-    scan, _, n, key, params = _counts_from(con, f, None)
+    return ward_window_counts(con, f, by_dataset, ids, ())
+
+
+def ward_window_counts(
+    con: duckdb.DuckDBPyConnection,
+    f: Filter,
+    by_dataset: bool,
+    ids: list[str],
+    windows: tuple[tuple[dt.date, dt.date], ...],
+) -> pd.DataFrame:
+    """``ward_counts`` under ``f``, and beside each row the same count over each of
+    ``windows`` (first and last day; every other choice of ``f`` kept) as ``count_1``,
+    ``cell_key_1``, ``count_2``, ...: a ward aggregate's comparison windows in the same
+    statement as its period, each period read from the aggregate that answers it alone."""
+    params: dict = {}
+    groups = "e.ward_code, e.dataset, e.agency" if by_dataset else "e.ward_code"
+    ctes, columns, joins = [], [], []
+    for i, g in enumerate((f, *(f.with_(start=a, end=b) for a, b in windows))):
+        scan, _, n, key, own = _counts_from(con, g, None)
+        # Each period's parameters under names of its own (they share names across periods).
+        scan = re.sub(r"\$(\w+)", lambda m, i=i: f"${m.group(1)}_{i}", scan)
+        params.update({f"{k}_{i}": v for k, v in own.items()})
+        ctes.append(f"c{i} AS (SELECT {groups}, {n} AS count, {key} AS cell_key FROM {scan} GROUP BY ALL)")
+        suffix = f"_{i}" if i else ""
+        columns.append(
+            f"coalesce(c{i}.count, 0) AS count{suffix}, coalesce(c{i}.cell_key, 0) AS cell_key{suffix}"
+        )
+        on = f"c{i}.ward_code = w.code"
+        if by_dataset:
+            on += f" AND c{i}.dataset = u.dataset AND c{i}.agency = u.agency"
+        joins.append(f"LEFT JOIN c{i} ON {on}")
     if by_dataset:
         rel, rel_params = viewer_datasets_sql(_access(f))
         params.update(rel_params, ids=ids, unit_agencies=list(f.agencies) or None)
-        return con.execute(
-            f"""
-            WITH counts AS (
-                SELECT e.ward_code, e.dataset, e.agency, {n} AS count, {key} AS cell_key
-                FROM {scan} GROUP BY ALL
-            ),
-            {_units_sql(con)}
-            SELECT w.code AS ward_code, w.name AS ward_name, w.population, w.area_km2,
-                   d.id AS dataset, u.agency, d.kind, d.sharing, coalesce(c.count, 0) AS count,
-                   coalesce(c.cell_key, 0) AS cell_key
-            FROM wards w CROSS JOIN units u JOIN {rel} d ON d.id = u.dataset
-            LEFT JOIN counts c ON c.ward_code = w.code AND c.dataset = u.dataset AND c.agency = u.agency
-            ORDER BY w.code, d.id, u.agency
-            """,
-            params,
-        ).df()
-    return con.execute(
-        f"""
-        WITH counts AS (
-            SELECT e.ward_code, {n} AS count, {key} AS cell_key
-            FROM {scan} GROUP BY ALL
+        ctes.append(_units_sql(con))
+        select = (
+            "w.code AS ward_code, w.name AS ward_name, w.population, w.area_km2, "
+            "d.id AS dataset, u.agency, d.kind, d.sharing"
         )
-        SELECT w.code AS ward_code, w.name AS ward_name, w.population, w.area_km2,
-               coalesce(c.count, 0) AS count, coalesce(c.cell_key, 0) AS cell_key
-        FROM wards w LEFT JOIN counts c ON c.ward_code = w.code
-        ORDER BY w.code
-        """,
-        params,
-    ).df()
+        source = f"wards w CROSS JOIN units u JOIN {rel} d ON d.id = u.dataset"
+        order = "w.code, d.id, u.agency"
+    else:
+        select = "w.code AS ward_code, w.name AS ward_name, w.population, w.area_km2"
+        source = "wards w"
+        order = "w.code"
+    sql = (
+        f"WITH {', '.join(ctes)} SELECT {select}, {', '.join(columns)} "
+        f"FROM {source} {' '.join(joins)} ORDER BY {order}"
+    )
+    return con.execute(sql, params).df()
 
 
 def _place_sql(ward: str | None, cell: int | None, res: int | None, params: dict) -> str:

@@ -16,10 +16,20 @@ import numpy as np
 import pyarrow as pa
 
 from app.record_key import splitmix64
-from app.store import layout
+from app.store import facts, layout
 
 RECORD_KEY_FUNCTION = "__record_key"
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+# Held in memory when a store folder opens, beside the roll-up: the catalogue's small tables,
+# and smaller roll-ups derived from the roll-up for the map's most frequent questions (see
+# ``_derive``). They are worked out on opening, not stored: the layout both engines write
+# stays as it is, and every figure read from them is the roll-up's own.
+_IN_MEMORY = ("meta", "wards", "datasets")
+WARD_ROLLUP = "ward_rollup"  # ward, month, dataset, agency, kind, category
+CELL_ROLLUP = "cell_rollup"  # resolution-9 cell, month, dataset, agency, kind
+CELL_TOTALS = "cell_totals"  # resolution-9 cell, dataset, agency, kind: every month together
+UNITS = "store_units"  # every (dataset, agency) pair of the records
 
 
 def _record_key_arrow(seeds: pa.Array, rows: pa.Array) -> pa.Array:
@@ -125,26 +135,65 @@ def open_store(path: str | Path, memory_limit: str = "1GB") -> duckdb.DuckDBPyCo
         cols = ", ".join(layout.SCHEMAS[name].names)
         if name == "datasets":
             cols = cols.replace("loaded_at", "CAST(loaded_at AS TIMESTAMP) AS loaded_at")
-        con.execute(f"CREATE VIEW {name} AS SELECT {cols} FROM read_parquet({_quoted(file)})")
+        # The catalogue's small tables are read by every aggregate, several times: held in
+        # memory (a Parquet file is opened and its footer parsed on every read of a view).
+        kind = "TABLE" if name in _IN_MEMORY else "VIEW"
+        con.execute(f"CREATE {kind} {name} AS SELECT {cols} FROM read_parquet({_quoted(file)})")
     con.execute(f"CREATE VIEW events AS {_partitioned_select(path / layout.EVENTS, 'events')}")
     con.execute(f"CREATE VIEW cube AS {_partitioned_select(path / layout.CUBE, 'cube')}")
+    smallest = "cube"
     if layout.ROLLUP in manifest.get("tables", {}):
         # Small (a tenth of the records or less) and read by every map of whole months: held in
         # memory, in the order its files are sorted in, so a period skips most of it.
         select = _partitioned_select(path / layout.ROLLUP, "rollup")
         order = ", ".join((layout.PARTITION, *layout.SORT_ROLLUP))
         con.execute(f"CREATE TABLE rollup AS {select} ORDER BY {order}")
+        smallest = "rollup"
+    # Every (dataset, agency) pair the records hold, numbered in their order: the units ward
+    # counts are listed for, and a small number to group the map's hexes by.
+    con.execute(
+        f"""CREATE TABLE {UNITS} AS
+            SELECT CAST(row_number() OVER (ORDER BY {layout.PARTITION}, agency) AS INTEGER) AS unit,
+                   {layout.PARTITION}, agency
+            FROM (SELECT DISTINCT {layout.PARTITION}, agency FROM {smallest})"""
+    )
+    if smallest == "rollup":
+        _derive(con)
+    facts.mark(con)
     return con
+
+
+def _derive(con: duckdb.DuckDBPyConnection) -> None:
+    """The roll-up summed over what a question does not ask, exactly (counts add, keys combine
+    by XOR): a ward's counts need no cell, nor a map's hexes its wards and categories (a
+    tenth of the roll-up's rows at 10M records), nor a map of every month its months (a few
+    rows per cell). Which one answers is ``app.store.cube_source``'s choice.
+
+    The cell tables carry each row's ``unit`` (``UNITS``): hexes are counted by cell and unit,
+    two integers, and named after (grouping by two strings costs twice as much)."""
+    sums = "sum(n)::BIGINT AS n, sum(weight) AS weight, bit_xor(rkey) AS rkey"
+    for name, columns, order in (
+        (WARD_ROLLUP, "ward_code, month, agency, kind, category", "month, ward_code, agency, kind, category"),
+        (CELL_ROLLUP, "u.unit, cell9, month, agency, kind", "month, cell9, agency, kind"),
+        (CELL_TOTALS, "u.unit, cell9, agency, kind", "cell9, agency, kind"),
+    ):
+        units = f" JOIN {UNITS} u USING ({layout.PARTITION}, agency)" if "u.unit" in columns else ""
+        con.execute(
+            f"CREATE TABLE {name} AS SELECT {layout.PARTITION}, {columns}, {sums} FROM rollup{units} "
+            f"GROUP BY ALL ORDER BY {layout.PARTITION}, {order}"
+        )
 
 
 def has_relation(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     """Whether ``name`` is a table or view ``con`` can read (a store's cube, say)."""
+    return name in facts.remembered(con, "relations", lambda: _relations(con))
+
+
+def _relations(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
     found = con.execute(
-        "SELECT count(*) FROM (SELECT view_name AS n FROM duckdb_views() WHERE NOT internal "
-        "UNION ALL SELECT table_name FROM duckdb_tables()) WHERE n = ?",
-        [name],
+        "SELECT view_name FROM duckdb_views() WHERE NOT internal UNION SELECT table_name FROM duckdb_tables()"
     ).fetchall()
-    return found[0][0] > 0
+    return frozenset(r[0] for r in found)
 
 
 def open_any(path: str | Path) -> duckdb.DuckDBPyConnection:
@@ -173,7 +222,9 @@ def where_sql(f, alias: str = "e", source: str = "events") -> tuple[str, dict]:
     value bound, and the viewer's datasets only.
 
     The cube has days and hours where the events have times, and no coordinates: a filter with
-    a bounding box is never asked of it (``cube_answers``). The roll-up has months only."""
+    a bounding box is never asked of it (``cube_answers``). The roll-up and the tables derived
+    from it (``_derive``) have months only, and ``cell_totals`` not even those: it is asked
+    only without dates."""
     import datetime as dt
 
     clauses, params = ["TRUE"], {}

@@ -285,6 +285,7 @@ def write_store(con: duckdb.DuckDBPyConnection, out_dir: str | Path, rollup: boo
     """
     out_dir = Path(out_dir)
     work = work_folder(out_dir)
+    spill = _spill_beside(con, work)
     try:
         tables: dict[str, dict] = {}
         for name in TABLES:
@@ -327,4 +328,19 @@ def write_store(con: duckdb.DuckDBPyConnection, out_dir: str | Path, rollup: boo
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+    finally:
+        shutil.rmtree(spill, ignore_errors=True)
     return made
+
+
+def _spill_beside(con: duckdb.DuckDBPyConnection, work: Path) -> Path:
+    """Point DuckDB's spill files at a folder beside the store being written.
+
+    A warehouse opened read-only spills its temporary cube to ``.tmp`` in whatever folder the
+    process started in (a 50M-record cube is gigabytes); beside the store it lands on the disk
+    meant for it and is removed when the store is written."""
+    spill = work.with_name(f"{work.name}-spill")
+    spill.mkdir()
+    literal = str(spill).replace("'", "''")
+    con.execute(f"SET temp_directory = '{literal}'")
+    return spill
