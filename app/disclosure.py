@@ -21,9 +21,15 @@ released values. ``tests/test_disclosure.py`` runs the attacks.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from app.access import AccessContext
 
 PROTECTED = ("partners", "restricted")
 SUPPRESSED_STAND_IN = 2.0  # the value statistics use for a suppressed count (middle of 0..4)
@@ -168,3 +174,173 @@ def most_restrictive(sharing: pd.Series) -> str:
         if (sharing == level).any():
             return level
     return "open"
+
+
+# Rare agencies of a shared file --------------------------------------------------------------
+#
+# A partners' or restricted file that names an agency on each row (``agency_column``) lists
+# each agency as a unit of its own: in the agency choices, legends, trend lines, "hot demand
+# of" and every per-agency table or file. An agency with one to four records in the whole file
+# would so tell every partner that it has records there at all, and how few. As with a rare
+# category, such an agency is not offered: for a viewer who sees the file released, its
+# records are counted under one plain unit, ``OTHER_AGENCIES``, on every surface alike; the
+# owning agency, who sees the file exactly, sees every agency by name.
+
+OTHER_AGENCIES = "Other agencies"
+_AGENCY_TABLES: dict[tuple, dict[str, dict[str, int]]] = {}  # (file, version, datasets) -> counts
+
+
+def agency_table(
+    con: duckdb.DuckDBPyConnection, access: AccessContext | None = None
+) -> dict[str, dict[str, int]]:
+    """Records per agency in each dataset whose agencies may be folded for this viewer: a
+    dataset they see released (partners' or restricted, not theirs) whose rows name two
+    agencies or more.
+
+    Counted over the whole file, never under a filter, so which agencies are rare does not
+    depend on what is asked. Every aggregate asks, so the answer is kept: per store folder
+    while it is open, and per warehouse file and load otherwise; finding that no such dataset
+    exists costs a catalogue query and a look at the rows' statistics."""
+    from app.store import facts
+
+    key = ("agency_table", facts.access_key(access))
+    return facts.remembered(con, key, lambda: _agency_table(con, access))
+
+
+def _agency_table(con: duckdb.DuckDBPyConnection, access: AccessContext | None) -> dict[str, dict[str, int]]:
+    from app import store
+    from app.access import AccessContext
+
+    visible = getattr(access, "visible", None)
+    exact = set(getattr(access, "exact", ()) or ())
+    sharing = con.execute("SELECT id, sharing FROM datasets").fetchall()
+    ids = tuple(
+        sorted(
+            d for d, s in sharing if s in PROTECTED and d not in exact and (visible is None or d in visible)
+        )
+    )
+    if not ids:
+        return {}
+    path = con.execute(
+        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchall()
+    version = con.execute("SELECT max(loaded_at) FROM datasets").fetchall()[0][0]
+    key = (path[0][0] if path else None, version, ids)
+    if key[0] and key in _AGENCY_TABLES:
+        return _AGENCY_TABLES[key]
+    several = tuple(sorted(store.several_agency_datasets(con) & set(ids)))
+    table: dict[str, dict[str, int]] = {}
+    if several:
+        only = AccessContext(visible=several, local=False)  # those datasets, at their own level
+        for dataset, agency, n, _ in store.agency_counts_by_dataset(con, only):
+            table.setdefault(dataset, {})[agency] = int(n)
+    table = {d: agencies for d, agencies in table.items() if len(agencies) > 1}
+    if key[0]:
+        if len(_AGENCY_TABLES) > 32:
+            _AGENCY_TABLES.clear()
+        _AGENCY_TABLES[key] = table
+    return table
+
+
+def rare_agencies(
+    con: duckdb.DuckDBPyConnection, access: AccessContext | None = None, threshold: int | None = None
+) -> dict[str, frozenset[str]]:
+    """For each dataset the viewer sees released that names several agencies, the agencies
+    with fewer than ``threshold`` records in it (zero such datasets: an empty dict)."""
+    threshold = DEFAULT_RULE.threshold if threshold is None else threshold
+    found = {
+        d: frozenset(a for a, n in agencies.items() if n < threshold)
+        for d, agencies in agency_table(con, access).items()
+    }
+    return {d: rare for d, rare in found.items() if rare}
+
+
+def offered_agencies(con: duckdb.DuckDBPyConnection, access: AccessContext | None = None) -> set[str]:
+    """The agency names a viewer may choose or see: every agency their datasets' records name,
+    except one named only as a rare agency of a file they see released, and
+    ``OTHER_AGENCIES`` where such an agency exists."""
+    from app import store
+
+    names = set(store.agencies(con, access))
+    rare = rare_agencies(con, access)
+    if not rare:
+        return names
+    table = agency_table(con, access)
+    for name in {a for agencies in rare.values() for a in agencies}:
+        elsewhere = set(store.datasets_naming(con, (name,), access)) - set(table)
+        plainly = any(name in agencies and name not in rare.get(d, ()) for d, agencies in table.items())
+        if not elsewhere and not plainly:
+            names.discard(name)
+    return names | {OTHER_AGENCIES}
+
+
+def datasets_naming(
+    con: duckdb.DuckDBPyConnection, names: tuple[str, ...], access: AccessContext | None = None
+) -> set[str]:
+    """The viewer's datasets whose records name any of the agencies ``names`` as the viewer
+    sees them: a file they see released is named by one of its rare agencies only through
+    ``OTHER_AGENCIES``, so choosing a rare agency's name never tells which file holds it."""
+    from app import store
+
+    table = agency_table(con, access)
+    rare = rare_agencies(con, access)
+    plain = tuple(n for n in names if n != OTHER_AGENCIES)
+    found = set(store.datasets_naming(con, plain, access)) - set(table) if plain else set()
+    for dataset, agencies in table.items():
+        plainly = any(n in agencies and n not in rare.get(dataset, ()) for n in plain)
+        if plainly or (OTHER_AGENCIES in names and rare.get(dataset)):
+            found.add(dataset)
+    return found
+
+
+def agency_rows(
+    con: duckdb.DuckDBPyConnection, agencies: tuple[str, ...], access: AccessContext | None = None
+) -> tuple[str, ...]:
+    """The agency names to look for in the records when a viewer chooses ``agencies``:
+    ``OTHER_AGENCIES`` stands for every rare agency of the files they see released."""
+    if OTHER_AGENCIES not in agencies:
+        return agencies
+    rare = rare_agencies(con, access)
+    extra = sorted({a for found in rare.values() for a in found} - set(agencies))
+    return tuple(a for a in agencies if a != OTHER_AGENCIES) + tuple(extra)
+
+
+def fold_agencies(
+    frame: pd.DataFrame,
+    rare: dict[str, frozenset[str]],
+    chosen: tuple[str, ...] = (),
+    sums: tuple[str, ...] = ("count", "weight"),
+    keys: tuple[str, ...] = ("cell_key",),
+) -> pd.DataFrame:
+    """``frame`` (with ``dataset`` and ``agency`` columns) with each rare agency of a dataset
+    counted under ``OTHER_AGENCIES``: counts and weights added, cell keys combined by XOR
+    (so the folded figure is released like any count of those records). When the viewer
+    chose agencies (``chosen``) without choosing ``OTHER_AGENCIES``, the folded rows are left
+    out: they were found only because a rare agency shares a name chosen elsewhere."""
+    if not rare or frame.empty or not {"dataset", "agency"} <= set(frame.columns):
+        return frame
+    hit = np.fromiter(
+        (a in rare.get(d, ()) for d, a in zip(frame["dataset"], frame["agency"], strict=True)),
+        dtype=bool,
+        count=len(frame),
+    )
+    if not hit.any():
+        return frame
+    out = frame.copy()
+    out.loc[hit, "agency"] = OTHER_AGENCIES
+    if chosen and OTHER_AGENCIES not in chosen:
+        return out[~hit].reset_index(drop=True)
+    summed = [c for c in sums if c in out.columns]
+    xored = [c for c in keys if c in out.columns]
+    if not summed and not xored:
+        return out.drop_duplicates(ignore_index=True)
+    by = [c for c in out.columns if c not in summed and c not in xored]
+    spec = {c: "sum" for c in summed} | {c: _xor_all for c in xored}
+    folded = out.groupby(by, sort=False, dropna=False, as_index=False).agg(spec)
+    for c in xored:
+        folded[c] = folded[c].to_numpy(dtype=np.uint64)
+    return folded[list(frame.columns)]
+
+
+def _xor_all(values: pd.Series) -> np.uint64:
+    return np.bitwise_xor.reduce(values.to_numpy(dtype=np.uint64), initial=np.uint64(0))

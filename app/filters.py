@@ -16,7 +16,7 @@ import pandas as pd
 
 from app import store
 from app.access import LOCAL, AccessContext
-from app.disclosure import DEFAULT_RULE, PROTECTED
+from app.disclosure import DEFAULT_RULE, PROTECTED, datasets_naming, offered_agencies
 from app.store.duckdb import where_sql
 
 KINDS = ("demand", "intervention")
@@ -91,7 +91,7 @@ def validate(con: duckdb.DuckDBPyConnection, f: Filter) -> Filter:
             f"unknown dataset {', '.join(repr(u) for u in unknown)}; known: {', '.join(sorted(known))}"
         )
     if f.agencies:
-        agencies = store.agencies(con, f.access)
+        agencies = offered_agencies(con, f.access)  # a rare agency of a partner's file is not one
         if set(f.agencies) - agencies:
             raise FilterError(f"unknown agency {sorted(set(f.agencies) - agencies)}")
     if set(f.kinds) - set(KINDS):
@@ -172,7 +172,7 @@ def datasets_in(con: duckdb.DuckDBPyConnection, f: Filter) -> pd.DataFrame:
         frame = frame[frame["kind"].isin(f.kinds)]
     if f.agencies:
         # A file that holds several agencies (agency_column) is selected by any of them.
-        frame = frame[frame["id"].isin(store.datasets_naming(con, f.agencies, f.access))]
+        frame = frame[frame["id"].isin(datasets_naming(con, f.agencies, f.access))]
     return frame.reset_index(drop=True)
 
 

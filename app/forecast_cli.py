@@ -7,6 +7,7 @@ serves ``python -m app export forecast``. Errors print one line and exit 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -17,8 +18,10 @@ import duckdb
 import pandas as pd
 
 from app import forecast as fc
-from app.disclosure import DEFAULT_RULE, Rule
-from app.filters import Filter, FilterError
+from app.access import LOCAL, AccessContext
+from app.aggregate import cell_month_counts, dataset_units, ward_month_counts
+from app.disclosure import DEFAULT_RULE, PROTECTED, Rule
+from app.filters import Filter, FilterError, datasets_in, validate
 
 DEFAULT_DB = Path(__file__).resolve().parent.parent / "data" / "warehouse.duckdb"
 CELL_COLUMNS = ["h3_cell", "resolution", "cell_lat", "cell_lng"]
@@ -67,10 +70,11 @@ def cmd_forecast(args: argparse.Namespace) -> int:
 
     if args.months < 1:
         return _fail("--months must be 1 or more")
+    access = getattr(args, "access", LOCAL)
     try:
         with _open(args.db) as con:
-            fc.units_of(con, args.dataset)
-            series = fc.load_series(con, args.dataset, None if args.wards else args.res)
+            viewer_units(con, args.dataset, access)
+            series = viewer_series(con, args.dataset, None if args.wards else args.res, None, access)
             result = fc.backtest(series, args.months, with_model=not args.no_model)
     except (fc.ForecastError, FilterError, ValueError, FileNotFoundError, OutdatedWarehouse) as exc:
         return _fail(str(exc))
@@ -131,6 +135,49 @@ def backtest_table(result: fc.Backtest, note: str | None = None) -> str:
     return "\n".join(lines)
 
 
+# What one viewer may forecast ----------------------------------------------------------------
+
+
+def viewer_units(con: duckdb.DuckDBPyConnection, dataset: str, access: AccessContext) -> pd.DataFrame:
+    """The (dataset, agency) pairs of ``dataset`` as ``access`` sees them. A dataset the viewer
+    may not see is refused in the words of one that does not exist (checked before anything
+    else, so not even the "not a demand dataset" answer tells that it does)."""
+    try:
+        f = validate(con, Filter(datasets=(dataset,), access=access))
+    except FilterError as exc:
+        raise fc.ForecastError(str(exc)) from None
+    fc.units_of(con, dataset)  # a demand dataset, or why not
+    return dataset_units(con, f)
+
+
+def viewer_series(
+    con: duckdb.DuckDBPyConnection,
+    dataset: str,
+    res: int | None,
+    agency: str | None,
+    access: AccessContext,
+    rule: Rule = DEFAULT_RULE,
+    frame: fc.Series | None = None,
+) -> fc.Series:
+    """Monthly counts of ``dataset`` (one ``agency`` of it, or all) per place as ``access`` sees
+    them: exact where the viewer's agency owns a protected dataset, released otherwise.
+
+    The places, months and neighbours are the forecasts' own (``fc.load_series``, or ``frame``
+    when the caller has them already); only the counts are read again under the viewer's
+    filter, whose ``sharing`` says whether they see the dataset exactly."""
+    frame = frame or fc.load_series(con, dataset, res, None, rule)
+    f = validate(con, Filter(datasets=(dataset,), agencies=(agency,) if agency else (), access=access))
+    sharing = datasets_in(con, f).iloc[0]["sharing"]
+    if res is None:
+        counts = ward_month_counts(con, f).rename(columns={"ward_code": "place"})
+    else:
+        counts = cell_month_counts(con, f, res).rename(columns={"h3": "place"})
+        counts["place"] = counts["place"].astype("uint64")
+    protected = sharing in PROTECTED
+    values = fc._matrix(counts, frame.places, frame.months, protected, rule)
+    return dataclasses.replace(frame, values=values, protected=protected)
+
+
 # The export ---------------------------------------------------------------------------------
 
 
@@ -140,19 +187,23 @@ def build_forecast_export(
     res: int | None,
     months: int = 60,
     rule: Rule = DEFAULT_RULE,
+    access: AccessContext = LOCAL,
 ):
     """Forecasts of every cell at ``res`` (or every ward, with ``res`` None) for each agency of
     the dataset, and metadata as the other exports carry, with each agency's method and
-    backtest score."""
+    backtest score; as ``access`` (the viewer) sees the dataset: exact for its owner, released
+    for a partner, and for anyone else a dataset that does not exist."""
     from app.export import Export
     from app.grid import cell_frame
 
-    units = fc.units_of(con, dataset)
+    units = viewer_units(con, dataset, access)
     several = len(units) > 1
     frames, methods, notes = [], [], []
+    shape = None
     for unit in units.itertuples():
         agency = unit.agency if several else None
-        series = fc.load_series(con, dataset, res, agency, rule)
+        series = viewer_series(con, dataset, res, agency, access, rule, shape)
+        shape = series
         result = fc.backtest(series, months)
         table = fc.forecast(series, result, rule).assign(
             dataset=dataset, agency=unit.agency, method=result.method
@@ -175,7 +226,7 @@ def build_forecast_export(
         grid = cell_frame(series.places, res).rename(columns={"h3": "place"})
         frame = frame.merge(grid, on="place", how="left")
         frame, geometry = frame[[*CELL_COLUMNS, *FORECAST_COLUMNS]], "hex"
-    metadata = _metadata(con, dataset, res, rule, frame, methods, notes)
+    metadata = _metadata(con, dataset, res, rule, frame, methods, notes, access, series.protected)
     return Export(frame.reset_index(drop=True), metadata, geometry)
 
 
@@ -183,13 +234,23 @@ def _dispersion(result: fc.Backtest) -> float | None:
     return _number(result.dispersion.get(result.method, 0.0))
 
 
-def _metadata(con, dataset: str, res: int | None, rule: Rule, frame, methods: list, notes: list) -> dict:
-    """The sidecar's contents, in the shape of the other exports' (``app.export.build``)."""
+def _metadata(
+    con,
+    dataset: str,
+    res: int | None,
+    rule: Rule,
+    frame,
+    methods: list,
+    notes: list,
+    access: AccessContext = LOCAL,
+    protected: bool = True,
+) -> dict:
+    """The sidecar's contents, in the shape of the other exports' (``app.export.build``): only
+    the datasets the viewer may see, each at the sharing level they see it."""
     from app.export import _vintage
-    from app.filters import datasets_in
     from app.quality import load_report
 
-    f = Filter(datasets=(dataset,))
+    f = Filter(datasets=(dataset,), access=access)
     selected = datasets_in(con, f)
     keys = ("id", "title", "agency", "kind", "sharing", "rows_read", "rows_loaded", "rows_quarantined")
     return {
@@ -215,14 +276,23 @@ def _metadata(con, dataset: str, res: int | None, rule: Rule, frame, methods: li
                 "Forecasts of partners' and restricted datasets are trained on released monthly "
                 "figures only and released like counts: an expected value below the threshold is "
                 "suppressed with its interval, others rounded to the base. Every place is listed."
+                if protected
+                else "Exact: trained on exact monthly counts and given to two decimals (an open "
+                "dataset, or one the viewer's agency owns). Every place is listed."
             ),
             "supports": ("Expected demand for places and periods only; no prediction about any person."),
         },
         "suppression": rule.as_dict(),
         "data_vintage": _vintage(con),
-        "load_report": [{k: d.get(k) for k in (*keys, "time_min", "time_max")} for d in load_report(con)],
+        "load_report": [
+            {k: d.get(k) for k in (*keys, "time_min", "time_max")} for d in load_report(con, access)
+        ],
         "attribution": sorted(
-            {a for (a,) in con.execute("SELECT attribution FROM datasets").fetchall() if a}
+            {
+                a
+                for (i, a) in con.execute("SELECT id, attribution FROM datasets").fetchall()
+                if a and access.may_see(i)
+            }
         ),
         "warnings": notes,
     }
@@ -251,7 +321,8 @@ def export_forecast(args: argparse.Namespace) -> int:
     try:
         with _open(args.db) as con:
             res = None if getattr(args, "wards", False) else args.res
-            result = build_forecast_export(con, datasets[0], res, getattr(args, "months", 60))
+            access = getattr(args, "access", LOCAL)
+            result = build_forecast_export(con, datasets[0], res, getattr(args, "months", 60), access=access)
             sidecar = write(con, result, getattr(args, "format", "csv"), out)
     except (fc.ForecastError, FilterError, ValueError, FileNotFoundError, OutdatedWarehouse) as exc:
         return _fail(str(exc))
