@@ -156,7 +156,7 @@ def ward_choropleth(frame: pd.DataFrame, metric: str = "count", threshold: int =
     features = [
         {
             "type": "Feature",
-            "geometry": json.loads(row.geojson),
+            "geometry": geometry,
             "properties": {
                 "ward_code": row.ward_code,
                 "ward_name": row.ward_name,
@@ -164,8 +164,13 @@ def ward_choropleth(frame: pd.DataFrame, metric: str = "count", threshold: int =
                 "color": [*color, 170],
             },
         }
-        for row, color, known_rate, previous in zip(
-            frame.itertuples(index=False), colors, rate_known(frame), has_previous(frame), strict=True
+        for row, geometry, color, known_rate, previous in zip(
+            frame.itertuples(index=False),
+            geometries(frame),
+            colors,
+            rate_known(frame),
+            has_previous(frame),
+            strict=True,
         )
     ]
     collection = {"type": "FeatureCollection", "features": features}
@@ -184,6 +189,15 @@ def ward_choropleth(frame: pd.DataFrame, metric: str = "count", threshold: int =
     )
     lines = _outline_layer("ward-lines", collection, [*WARD_LINE, 200], 1)
     return Built([fill, lines], legend, title, TOOLTIP, note=note, drawn_by={"ward-lines": "outlines"})
+
+
+def geometries(frame: pd.DataFrame) -> list:
+    """Each row's outline as a GeoJSON geometry: the parsed ``geometry`` column when the caller
+    has parsed the outlines once already (the map keeps them parsed per zoom), else each
+    ``geojson`` text parsed here. The layers share these objects and never change them."""
+    if "geometry" in frame:
+        return frame["geometry"].tolist()
+    return [json.loads(g) for g in frame["geojson"]]
 
 
 def has_previous(frame: pd.DataFrame) -> np.ndarray:
@@ -456,10 +470,10 @@ def ward_outlines(frame: pd.DataFrame, threshold: int = 5) -> Built:
     features = [
         {
             "type": "Feature",
-            "geometry": json.loads(g),
+            "geometry": g,
             "properties": {"ward_code": c, "ward_name": n, "tip": f"{n} ({c})"},
         }
-        for c, n, g in zip(frame["ward_code"], frame["ward_name"], frame["geojson"], strict=True)
+        for c, n, g in zip(frame["ward_code"], frame["ward_name"], geometries(frame), strict=True)
     ]
     lines = _outline_layer(
         "outlines", {"type": "FeatureCollection", "features": features}, [*WARD_LINE, 220], 1.2

@@ -4,8 +4,12 @@ the whitespace pydeck pads it with."""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+import threading
+import uuid
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -13,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pydeck as pdk
 import shapely
+from pydeck.bindings import deck as _pydeck_deck
 from pydeck.bindings.json_tools import default_serialize
 
 WORLD_PX = 512  # deck.gl's world width in pixels at zoom 0
@@ -135,13 +140,75 @@ def _compact_geojson(geom: shapely.Geometry) -> str:
     return json.dumps(json.loads(shapely.to_geojson(geom)), separators=(",", ":"))
 
 
+# The JSON of layer data that is never changed once built (``freeze``), by the data's id: the
+# entry holds the data itself, so no other object can take its id while the entry lasts.
+_FROZEN: OrderedDict[int, tuple[object, str | None]] = OrderedDict()
+_FROZEN_MAX = 64  # a few maps of every session: each entry holds a layer's data and its text
+_FROZEN_LOCK = threading.Lock()  # every session's thread draws maps
+
+
+def freeze(layer: pdk.Layer) -> pdk.Layer:
+    """Promise that ``layer``'s data will never change, so that ``CompactDeck`` writes its JSON
+    once and reuses the text on every later run (a cached layer's outlines, say)."""
+    data = layer.data
+    with _FROZEN_LOCK:
+        if data is not None and not isinstance(data, str) and id(data) not in _FROZEN:
+            _FROZEN[id(data)] = (data, None)
+            while len(_FROZEN) > _FROZEN_MAX:
+                _FROZEN.popitem(last=False)
+    return layer
+
+
+def _frozen_json(data: object) -> str | None:
+    """The JSON of frozen ``data``, written the first time it is asked for; None when the data
+    is not frozen (or has left the cache), to be written as part of the deck."""
+    with _FROZEN_LOCK:
+        entry = _FROZEN.get(id(data))
+        if entry is None or entry[0] is not data:
+            return None
+        _FROZEN.move_to_end(id(data))
+    if entry[1] is None:
+        text = json.dumps(data, sort_keys=True, default=default_serialize, separators=(",", ":"))
+        with _FROZEN_LOCK:
+            if id(data) in _FROZEN:
+                _FROZEN[id(data)] = (data, text)
+        return text
+    return entry[1]
+
+
+# pydeck asks, on every Deck it makes, whether its Jupyter widget can be imported (five failed
+# imports a map, each a search of the file system); the answer does not change while the
+# process runs, so it is worked out once.
+if not hasattr(_pydeck_deck.has_jupyter_extra, "cache_info"):
+    _pydeck_deck.has_jupyter_extra = functools.cache(_pydeck_deck.has_jupyter_extra)
+
+
 class CompactDeck(pdk.Deck):
     """A pydeck Deck whose JSON has no indentation. pydeck writes every number of every
     coordinate on a line of its own, indented: the demo city's ward outlines came to 1.34 MB
-    sent on every rerun, of which 0.3 MB was the outlines themselves."""
+    sent on every rerun, of which 0.3 MB was the outlines themselves.
+
+    The data of a frozen layer (``freeze``) is written once and its text reused: the same
+    options write the same text, inside the deck or on its own."""
 
     def to_json(self) -> str:
-        return json.dumps(self, sort_keys=True, default=default_serialize, separators=(",", ":"))
+        token = uuid.uuid4().hex
+        holes: dict[str, str] = {}
+
+        def serialise(o):
+            attrs = default_serialize(o)
+            if isinstance(o, pdk.Layer) and isinstance(attrs, dict) and "data" in attrs:
+                text = _frozen_json(attrs["data"])
+                if text is not None:
+                    hole = f"{token}-{len(holes)}"
+                    holes[json.dumps(hole)] = text
+                    attrs["data"] = hole
+            return attrs
+
+        text = json.dumps(self, sort_keys=True, default=serialise, separators=(",", ":"))
+        for hole, data in holes.items():
+            text = text.replace(hole, data, 1)
+        return text
 
 
 # The layer panel's state, as the map's URL holds it: which layers are drawn (``layers``), the

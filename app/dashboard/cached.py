@@ -8,12 +8,17 @@ never computes on a file a load has renamed into place since the page's run bega
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import streamlit as st
 
+import layers
 from app import aggregate, briefing, emerging, hotspots, overlap, quality, trends
 from app.dashboard.ui import MAX_HEXES, warehouse
-from app.filters import Filter
+from app.filters import Filter, comparison
+from layers import view as layer_view
+from layers.builders import hex_change_frame
 
 
 @st.cache_data(ttl=600, max_entries=64, show_spinner=False)
@@ -21,10 +26,46 @@ def ward_shapes(stamp) -> pd.DataFrame:
     return quality.ward_shapes(warehouse(stamp))
 
 
+def scope(f: Filter) -> Filter:
+    """The part of a filter that decides which datasets and which period it selects: its
+    datasets, kinds, agencies, dates and viewer, without its categories, days, hours and box.
+
+    Which datasets a filter selects, the span each covers, the windows a change compares and
+    the note on datasets of different spans depend on nothing else (``filters.datasets_in``
+    reads the catalogue, never the records), so they are cached under this key: a category or
+    an hour chosen in the sidebar then recomputes the counts alone. The viewer (``access``)
+    stays in the key."""
+    return f.with_(categories=(), category_scope=None, weekdays=(), hours=(), bbox=None)
+
+
+def undated(f: Filter) -> Filter:
+    """``scope(f)`` without its dates: which datasets a filter selects, and the span they
+    cover, do not depend on its period either."""
+    return scope(f).with_(start=None, end=None)
+
+
 @st.cache_data(ttl=600, max_entries=64, show_spinner=False)
+def ward_figures(stamp, f: Filter) -> pd.DataFrame:
+    """Every ward's released figures (``aggregate.ward_aggregate`` of all the selected datasets
+    together), without shapes: the map joins them to outlines simplified for its zoom. The
+    data's span and the compared windows are those of the filter's datasets and period
+    (``scope``), read once for every choice of categories, days and hours."""
+    windows = data_span(stamp, undated(f)), compared(stamp, scope(f))
+    return aggregate.ward_aggregate(warehouse(stamp), f, by_dataset=False, windows=windows)
+
+
+@st.cache_data(ttl=600, max_entries=64, show_spinner=False)
+def data_span(stamp, f: Filter):
+    """The first and last day the filter's datasets cover, whatever its dates
+    (``filters.data_period``); callers pass ``undated(f)``."""
+    from app.filters import data_period
+
+    return data_period(warehouse(stamp), f)
+
+
 def wards(stamp, f: Filter) -> pd.DataFrame:
-    frame = aggregate.ward_aggregate(warehouse(stamp), f, by_dataset=False)
-    return frame.merge(ward_shapes(stamp)[["ward_code", "geojson"]], on="ward_code")
+    """Every ward's released figures with its outline in full detail."""
+    return ward_figures(stamp, f).merge(ward_shapes(stamp)[["ward_code", "geojson"]], on="ward_code")
 
 
 @st.cache_data(ttl=600, max_entries=64, show_spinner=False)
@@ -98,15 +139,24 @@ def categories(stamp, f: Filter, ward: str | None = None, cell: str | None = Non
     return aggregate.category_counts(warehouse(stamp), f, ward=ward, cell=cell)
 
 
-@st.cache_data(ttl=600, max_entries=32, show_spinner=False)
 def coverage_note(stamp, f: Filter) -> str | None:
-    """A warning when the selected datasets cover different parts of the period."""
+    """A warning when the selected datasets cover different parts of the period (the same for
+    every choice of categories, days and hours: see ``scope``)."""
+    return _coverage_note(stamp, scope(f))
+
+
+@st.cache_data(ttl=600, max_entries=32, show_spinner=False)
+def _coverage_note(stamp, f: Filter) -> str | None:
     return trends.coverage_note(warehouse(stamp), f)
 
 
-@st.cache_data(ttl=600, max_entries=64, show_spinner=False)
 def selected_datasets(stamp, f: Filter) -> pd.DataFrame:
     """The catalogue rows the filter selects (id, agency, kind, sharing, first and last time)."""
+    return _selected_datasets(stamp, undated(f))
+
+
+@st.cache_data(ttl=600, max_entries=64, show_spinner=False)
+def _selected_datasets(stamp, f: Filter) -> pd.DataFrame:
     from app.filters import datasets_in, validate
 
     con = warehouse(stamp)
@@ -158,3 +208,114 @@ def briefing_inputs(stamp, f: Filter, own: bool) -> briefing.CityInputs:
     ward's counts in them, the city's categories), read once per view and shared by every
     ward's profile: a ward click then reads only that ward's categories."""
     return briefing.city_briefing_inputs(warehouse(stamp), f, own_windows=own)
+
+
+# The map's layers. These live here, not in the page's script: the script runs again on every
+# rerun, and a cached function defined in it is set up again each time (Streamlit reads its
+# source to key its cache).
+
+
+# A resource, not data: Streamlit would pickle the parsed outlines (nested lists) on every miss
+# and unpickle a copy on every hit. Nothing changes them once made.
+@st.cache_resource(ttl=600, max_entries=16, show_spinner=False)
+def simplified_shapes(stamp, zoom: int, lat: float) -> pd.DataFrame:
+    """Ward shapes with as much detail as the zoom shows (layers.view.simplify_for_zoom), each
+    outline also parsed (``geometry``), once, for the layers that draw it."""
+    shapes = layer_view.simplify_for_zoom(ward_shapes(stamp), zoom, lat)
+    return shapes.assign(geometry=[json.loads(g) for g in shapes["geojson"]])
+
+
+@st.cache_data(ttl=600, max_entries=64, show_spinner=False)
+def compared(stamp, f: Filter):
+    """The windows a change compares (``filters.comparison``): they depend on the datasets and
+    the period alone, so callers pass ``scope(f)``."""
+    return comparison(warehouse(stamp), f)
+
+
+def hex_change(stamp, f: Filter, res: int) -> pd.DataFrame:
+    """Per cell, the change over the windows the ward change compares."""
+    compare = compared(stamp, scope(f))
+    if compare.current is None or compare.previous is None:
+        return hex_change_frame(hexes(stamp, f, res), None, compare.sentence)
+    (a, b), (c, d) = compare.current, compare.previous
+    now = hexes(stamp, f.with_(start=a, end=b), res)
+    before = hexes(stamp, f.with_(start=c, end=d), res)
+    return hex_change_frame(now, before, compare.sentence)
+
+
+@st.cache_data(ttl=600, max_entries=16, show_spinner=False)
+def higher_than_expected(stamp, f: Filter) -> pd.DataFrame:
+    """Wards and hotspot areas whose latest whole month ran above its forecast's interval."""
+    from app import early_warning
+
+    con = warehouse(stamp)
+    return early_warning.map_frame(con, early_warning.warnings(con, f))
+
+
+# What each kind of layer is computed from (``layers.LayerSpec.needs``).
+MAP_NEEDS = (
+    "wards",
+    "hexes",
+    "hotspots",
+    "emerging",
+    "classes",
+    "intervention_hexes",
+    "ward_shapes",
+    "hex_change",
+    "early_warning",
+)
+
+
+def map_layer(
+    stamp, f: Filter, name: str, res: int, k: int, metric: str, zoom: int, lat: float
+) -> layers.Built:
+    """One map layer, built once for what it depends on: the ward outlines once for a zoom
+    whatever the filter, the ward choropleth once per filter, figure and zoom, a layer of
+    cells once per filter and resolution. Toggling, moving or fading another layer, picking a
+    cell, or changing the filter under the outlines, rebuilds nothing that did not change."""
+    needs = layers.REGISTRY[name].needs
+    if needs == "ward_shapes":
+        return _built_layer(stamp, None, name, 0, 0, "", zoom, lat)
+    if needs == "wards":
+        return _built_layer(stamp, f, name, 0, 0, metric, zoom, lat)
+    return _built_layer(stamp, f, name, res, k, "", 0, 0.0)
+
+
+# A resource, not data: a built layer's GeoJSON as nested lists would be pickled on every miss
+# and unpickled on every rerun, which cost more than drawing the page. Built layers are never
+# changed once built: the page draws shallow copies. The key holds the filter, and with it the
+# viewer (``Filter.access``); the outlines, the same for every viewer, have none. Held as Python
+# objects, a layer of 50,000 cells takes some 21 MB: hence fewer entries than the data caches.
+@st.cache_resource(ttl=600, max_entries=48, show_spinner=False)
+def _built_layer(
+    stamp, f: Filter | None, name: str, res: int, k: int, metric: str, zoom: int, lat: float
+) -> layers.Built:
+    built = _build_layer(stamp, f, name, res, k, metric, zoom, lat)
+    for layer in built.layers:
+        layer_view.freeze(layer)  # written to JSON once, however many runs draw it
+    return built
+
+
+def _build_layer(
+    stamp, f: Filter | None, name: str, res: int, k: int, metric: str, zoom: int, lat: float
+) -> layers.Built:
+    spec = layers.REGISTRY[name]
+    if spec.needs == "ward_shapes":
+        return layers.build(name, simplified_shapes(stamp, zoom, lat))
+    if spec.needs == "wards":
+        shapes = simplified_shapes(stamp, zoom, lat)[["ward_code", "geojson", "geometry"]]
+        return layers.build(name, ward_figures(stamp, f).merge(shapes, on="ward_code"), metric=metric)
+    needs = {
+        "hexes": lambda: hexes(stamp, f, res),
+        "hotspots": lambda: hotspot_cells(stamp, f, res, k)[0],
+        "emerging": lambda: emerging_cells(stamp, f, res, k),
+        "classes": lambda: classes(stamp, f, res, k),
+        "intervention_hexes": lambda: hexes(stamp, f.with_(kinds=("intervention",)), res),
+        "hex_change": lambda: hex_change(stamp, f, res),
+        "early_warning": lambda: higher_than_expected(stamp, f),
+    }
+    # A layer whose figures the page does not compute brings its own loader (``load=`` when
+    # registered): it is called with the warehouse, the filter and the resolution.
+    if spec.needs in needs:
+        return layers.build(name, needs[spec.needs]())
+    return layers.build(name, spec.options["load"](warehouse(stamp), f, res))

@@ -15,10 +15,11 @@ import streamlit as st
 
 from app import quality
 from app.access import AccessContext
+from app.briefing import category_label
 from app.dashboard.access_ui import current_access
 from app.db import version, warehouse_path
 from app.disclosure import DEFAULT_RULE
-from app.filters import Filter, categories_in, category_scope, data_period, dataset_categories, period_words
+from app.filters import Filter, category_scope, data_period, dataset_categories, period_words
 from app.store.layout import NotAStore
 from app.warehouse import NotAWarehouse, OutdatedWarehouse, open_readonly, session
 
@@ -137,16 +138,23 @@ def catalogue_frame(stamp: tuple[int, int], ctx: AccessContext) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=600)
+def released_categories(stamp: tuple[int, int], ctx: AccessContext) -> dict[str, list[str]]:
+    """Each dataset's released categories (``filters.dataset_categories``, a count of every
+    record), read once per warehouse version and viewer, not once per choice in the sidebar."""
+    return dataset_categories(warehouse(stamp), access=ctx)
+
+
 def categories_of(stamp: tuple[int, int], datasets: tuple[str, ...], ctx: AccessContext) -> list[str]:
-    return categories_in(warehouse(stamp), datasets, access=ctx)
+    """The released categories of ``datasets``, sorted (``filters.categories_in``)."""
+    found = released_categories(stamp, ctx)
+    return sorted({c for d in datasets for c in found.get(d, [])})
 
 
-@st.cache_data(ttl=600)
 def category_scope_of(
     stamp: tuple[int, int], categories: tuple[str, ...], ctx: AccessContext
 ) -> tuple[str, ...]:
     """The datasets a category choice narrows (the others are shown whole)."""
-    return category_scope(dataset_categories(warehouse(stamp), access=ctx), categories)
+    return category_scope(released_categories(stamp, ctx), categories)
 
 
 @st.cache_data(ttl=600)
@@ -248,7 +256,13 @@ def sidebar() -> View:
         chosen = tuple(datasets or offered)
         options = categories_of(version_now, chosen, ctx)
         st.session_state["f_categories"] = [c for c in st.session_state["f_categories"] if c in options]
-        categories = st.multiselect("Categories", options, key="f_categories", placeholder="All categories")
+        categories = st.multiselect(
+            "Categories",
+            options,
+            key="f_categories",
+            placeholder="All categories",
+            format_func=category_label,  # the stored "unknown" reads "Not recorded"; the URL keeps it
+        )
         if categories:
             narrowed = [
                 label.get(d, d) for d in category_scope_of(version_now, tuple(categories), ctx) if d in chosen
@@ -280,6 +294,11 @@ def sidebar() -> View:
         end=p_end if p_end != last else None,
         weekdays=tuple(WEEKDAYS.index(w) + 1 for w in weekdays),
         hours=tuple(range(hours[0], hours[1] + 1)) if tuple(hours) != (0, 23) else (),
+        # The scope ``filters.validate`` would work out, from the released categories read once
+        # per warehouse version and viewer: otherwise every engine call of the run counted each
+        # dataset's categories again to find it. The choices offered are released categories,
+        # as validate asks.
+        category_scope=category_scope_of(version_now, tuple(categories), ctx) if categories else None,
         access=ctx,
     )
     _write_url(datasets, kinds, categories, f, res, hours)

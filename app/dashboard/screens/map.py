@@ -4,20 +4,22 @@ each drawn layer), a place search, and the detail of a picked cell beside the ma
 The map's view and panel live in the URL (``layers``, ``order``, ``opacity``, ``metric``,
 ``lat``, ``lon``, ``zoom``) and in the session, so a copied link opens the same map and a visit
 to another page comes back to it. What the map sends is kept small (ward shapes simplified
-for the zoom, JSON without padding) and each layer is built once per filter."""
+for the zoom, JSON without padding), and each layer is built, and written to JSON, once for
+what it depends on (``cached.map_layer``): a filter change recomputes the counts it changes and
+nothing else."""
 
 from __future__ import annotations
 
-import pandas as pd
+import copy
+
 import pydeck as pdk
+import shapely
 import streamlit as st
 
 import layers
-from app import access, early_warning, places, quality
+from app import access, places, quality
 from app.dashboard import access_ui, cached, ui
 from app.dashboard.ui import plain
-from app.filters import comparison
-from layers.builders import hex_change_frame
 from layers.view import (
     PANEL_PARAMS,
     CompactDeck,
@@ -26,7 +28,6 @@ from layers.view import (
     linked_view,
     panel_params,
     parse_panel,
-    simplify_for_zoom,
 )
 
 METRICS = {
@@ -38,6 +39,7 @@ VIEW_PARAMS = ("lat", "lon", "zoom")
 MAP_PARAMS = (*PANEL_PARAMS, "metric", *VIEW_PARAMS)
 SAVED = "map_saved"  # the map's last URL parameters, for coming back from another page
 PLACE = "map_place"  # the place last found, drawn as a marker
+PLACE_ZOOM = 13  # a place or postcode found: its streets and the neighbourhood around them
 HEX_LAYERS = ("density", "hotspots", "emerging", "overlap", "interventions", "change")
 # Layers whose fill covers the whole study area (or all of its cells with records): drawn above
 # another layer without transparency, they hide it.
@@ -51,79 +53,9 @@ TOOLTIP = {
 }
 
 
-@st.cache_data(ttl=600, max_entries=16, show_spinner=False)
-def simplified_shapes(stamp, zoom: int, lat: float):
-    """Ward shapes with as much detail as the zoom shows (layers.view.simplify_for_zoom)."""
-    return simplify_for_zoom(cached.ward_shapes(stamp), zoom, lat)
-
-
-@st.cache_data(ttl=600, max_entries=64, show_spinner=False)
-def compared(stamp, f):
-    return comparison(ui.warehouse(), f)
-
-
-def hex_change(stamp, f, res: int):
-    """Per cell, the change over the windows the ward change compares."""
-    compare = compared(stamp, f)
-    if compare.current is None or compare.previous is None:
-        return hex_change_frame(cached.hexes(stamp, f, res), None, compare.sentence)
-    (a, b), (c, d) = compare.current, compare.previous
-    now = cached.hexes(stamp, f.with_(start=a, end=b), res)
-    before = cached.hexes(stamp, f.with_(start=c, end=d), res)
-    return hex_change_frame(now, before, compare.sentence)
-
-
-@st.cache_data(ttl=600, max_entries=16, show_spinner=False)
-def higher_than_expected(stamp, f) -> pd.DataFrame:
-    """Wards and hotspot areas whose latest whole month ran above its forecast's interval."""
-    con = ui.warehouse()
-    return early_warning.map_frame(con, early_warning.warnings(con, f))
-
-
-@st.cache_data(ttl=600, max_entries=96, show_spinner=False)
-def built_layer(stamp, f, name: str, res: int, k: int, metric: str, zoom: int, lat: float) -> layers.Built:
-    """One map layer, built once per filter: toggling, moving or fading another layer, or
-    picking a cell, rebuilds nothing."""
-    shapes = simplified_shapes(stamp, zoom, lat)
-    needs = {
-        "wards": lambda: (
-            cached.wards(stamp, f)
-            .drop(columns="geojson")
-            .merge(shapes[["ward_code", "geojson"]], on="ward_code")
-        ),
-        "hexes": lambda: cached.hexes(stamp, f, res),
-        "hotspots": lambda: cached.hotspot_cells(stamp, f, res, k)[0],
-        "emerging": lambda: cached.emerging_cells(stamp, f, res, k),
-        "classes": lambda: cached.classes(stamp, f, res, k),
-        "intervention_hexes": lambda: cached.hexes(stamp, f.with_(kinds=("intervention",)), res),
-        "ward_shapes": lambda: shapes,
-        "hex_change": lambda: hex_change(stamp, f, res),
-        "early_warning": lambda: higher_than_expected(stamp, f),
-    }
-    spec = layers.REGISTRY[name]
-    kwargs = {"metric": metric} if name == "wards" else {}
-    # A layer whose figures the page does not compute brings its own loader (``load=`` when
-    # registered): it is called with the warehouse, the filter and the resolution.
-    frame = needs[spec.needs]() if spec.needs in needs else spec.options["load"](ui.warehouse(), f, res)
-    return layers.build(name, frame, **kwargs)
-
-
-KNOWN_NEEDS = (
-    "wards",
-    "hexes",
-    "hotspots",
-    "emerging",
-    "classes",
-    "intervention_hexes",
-    "ward_shapes",
-    "hex_change",
-    "early_warning",
-)
-
-
 def drawable(name: str) -> bool:
     spec = layers.REGISTRY[name]
-    return spec.needs in KNOWN_NEEDS or callable(spec.options.get("load"))
+    return spec.needs in cached.MAP_NEEDS or callable(spec.options.get("load"))
 
 
 def own_opacity(name: str) -> int:
@@ -137,11 +69,24 @@ def move(name: str, step: int) -> None:
     st.query_params["order"] = ",".join(panel.moved(name, step))
 
 
+def found_view(hit: dict) -> tuple[float, float, float]:
+    """Where the map goes for a place found by the search: a ward fitted whole to the map, with
+    its neighbours at the edges; a place or postcode at street level with its neighbourhood
+    around it (``PLACE_ZOOM``; the search's own zoom, made for a web map's 256-pixel tiles, is
+    a step deeper on this map, whose world is 512 pixels wide at zoom 0)."""
+    if hit.get("kind") == "ward" and hit.get("ward_code"):
+        shapes = cached.ward_shapes(ui.db_version())
+        outline = shapes.loc[shapes["ward_code"] == hit["ward_code"], "geojson"]
+        if len(outline):
+            fitted = fit_view(shapely.from_geojson(outline.iloc[0]).bounds)
+            return fitted.latitude, fitted.longitude, fitted.zoom
+    return hit["lat"], hit["lon"], min(float(hit["zoom"]) - 1, PLACE_ZOOM)
+
+
 def go_to(hit: dict) -> None:
     """Centre the map on a place found by the search (the URL holds the view)."""
-    st.query_params.update(
-        {"lat": f"{hit['lat']:.5f}", "lon": f"{hit['lon']:.5f}", "zoom": f"{hit['zoom']:g}"}
-    )
+    lat, lon, zoom = found_view(hit)
+    st.query_params.update({"lat": f"{lat:.5f}", "lon": f"{lon:.5f}", "zoom": f"{zoom:g}"})
     st.session_state[PLACE] = hit
 
 
@@ -252,8 +197,7 @@ with side:
     for name in panel.order:
         spec = layers.REGISTRY[name]
         with st.container(key=f"lp_{name}"):
-            row, up, down = st.columns([6, 1, 1], vertical_alignment="center", gap="small")
-            on = row.checkbox(
+            on = st.checkbox(
                 spec.title,
                 value=name in panel.visible and drawable(name),
                 key=f"lp_on_{name}",
@@ -264,21 +208,26 @@ with side:
                 opacity[name] = panel.opacity.get(name, own_opacity(name))
                 continue
             visible.append(name)
+            # On a row of their own, wide enough to read and to hit: beside the layer's name,
+            # in the panel's narrow column, they were a sliver each.
+            up, down = st.columns(2, gap="small")
             up.button(
-                "↑",
+                "↑ Higher",
                 key=f"lp_up_{name}",
                 on_click=move,
                 args=(name, -1),
                 disabled=not shown or name == shown[0],
-                help="Draw higher",
+                help="Draw this layer above the next drawn layer",
+                width="stretch",
             )
             down.button(
-                "↓",
+                "↓ Lower",
                 key=f"lp_down_{name}",
                 on_click=move,
                 args=(name, 1),
                 disabled=not shown or name == shown[-1],
-                help="Draw lower",
+                help="Draw this layer below the next drawn layer",
+                width="stretch",
             )
             opacity[name] = st.slider(
                 f"Opacity of {spec.title}",
@@ -302,7 +251,7 @@ metric = metric if metric in METRICS else "count"
 if "wards" in panel.visible:  # the figure only colours the ward layer: asked only when it is drawn
     with slots["wards"]:
         # A rate needs populations: a boundary file without them would paint every ward 0.
-        with_population = bool(cached.wards(version, f)["population"].gt(0).any())
+        with_population = bool(cached.ward_figures(version, f)["population"].gt(0).any())
         metrics = {m: t for m, t in METRICS.items() if m != "rate_per_1000" or with_population}
         if metric not in metrics:
             st.caption("Rate per 1,000 residents is not offered: the ward boundaries carry no populations.")
@@ -318,11 +267,15 @@ res, res_note = cached.map_res(version, f, view.res) if with_cells else (view.re
 built: dict[str, layers.Built] = {}
 with st.spinner("Drawing"):
     for name in panel.drawn_bottom_first():
-        built[name] = built_layer(version, f, name, res, view.k, metric, zoom_key, round(fitted.latitude, 3))
-stacked = layers.stack(list(built.values()))
-for layer in stacked:
+        built[name] = cached.map_layer(
+            version, f, name, res, view.k, metric, zoom_key, round(fitted.latitude, 3)
+        )
+stacked = []
+for layer in layers.stack(list(built.values())):
     owner = next(n for n, b in built.items() if any(x is layer for x in b.layers))
-    layer.opacity = opacity[owner] / 100
+    drawn = copy.copy(layer)  # the cached layer is shared by every session: its copy is faded
+    drawn.opacity = opacity[owner] / 100
+    stacked.append(drawn)
 place = st.session_state.get(PLACE)
 if place and linked:
     stacked.append(
@@ -370,7 +323,7 @@ with side:
     warning = cached.hotspot_cells(version, f, res, view.k)[1] if "hotspots" in built else None
     coverage = cached.coverage_note(version, f)  # any layer can combine datasets of different spans
     reports = quality.load_report(con, f.access) if with_cells else []  # only cells can be drawn too fine
-    coarse = cached.precision_warnings(reports, cached.selected_ids(version, f), res)
+    coarse = cached.precision_warnings(reports, cached.selected_ids(version, f), res) if reports else []
     for message in (warning, coverage, *coarse):
         if message:
             st.warning(plain(message))
