@@ -196,8 +196,10 @@ def area_name(
 ) -> str:
     """The name people would give an area of cells: the gazetteer places it covers (a named
     point inside it, or a named area holding one of its cells' centres), the nearest to its
-    peak first, two at most ("Old Market and Queens Wharf station"); else the place nearest
-    its peak (``places.place_name``), which falls back to ward and direction."""
+    peak first, two at most ("Old Market and Queens Wharf station"), and "and nearby" when it
+    covers more ("Old Market, Queens Wharf station and nearby": a reader must not take a
+    large area for the two places alone); else the place nearest its peak
+    (``places.place_name``), which falls back to ward and direction."""
     if places is not None and len(places):
         shape = shapely.union_all(polygons)
         lat, lon = peak
@@ -218,8 +220,10 @@ def area_name(
             if inside:
                 covered.append((float(distance_km(lat, lon, plat, plon)), str(name)))
         names = list(dict.fromkeys(n for _, n in sorted(covered)))
+        if len(names) > 2:
+            return f"{names[0]}, {names[1]} and nearby"
         if names:
-            return " and ".join(names[:2])
+            return " and ".join(names)
     return place_name(peak[0], peak[1], wards=wards, places=places, ward_code=ward_code, max_km=max_km)
 
 

@@ -56,6 +56,16 @@ ALPHA = 0.05  # the test's level, after the Benjamini-Hochberg correction
 MIN_MONTHS = 24  # a year against the year before needs two whole years of a dataset
 ALL_DEMAND = "All demand"
 MOST = 2  # changes named per direction and kind; categories named as more common
+# A record whose file gives no category is stored with "unknown" (``app.ingest``): stored data,
+# record keys, filters and files keep that value; what people read says it in plain words.
+UNRECORDED = "unknown"
+NOT_RECORDED = "Not recorded"
+
+
+def category_label(category: object) -> str:
+    """A category as people read it: the stored "unknown" is "Not recorded"."""
+    return NOT_RECORDED if category == UNRECORDED else str(category)
+
 
 TEST_HELP = (
     "A change is called rising or falling only when it is unlikely to be chance: the two "
@@ -563,7 +573,9 @@ def change_sentences(frame: pd.DataFrame, windows: pd.DataFrame) -> list[Sentenc
 def unit_words(r) -> str:
     """A dataset (and agency, for a file of several) or a category of it, as a sentence names it."""
     who = f"{r.title} ({r.agency})" if r.several_agencies else str(r.title)
-    return f"{r.category} in {who}" if r.level == "category" else who
+    if r.level != "category":
+        return who
+    return f"records with no category in {who}" if r.category == UNRECORDED else f"{r.category} in {who}"
 
 
 def change_sentence(r, verb: str) -> Sentence:
@@ -688,7 +700,7 @@ def share_words(share: float) -> str:
 
 
 def category_sentences(frame: pd.DataFrame) -> list[Sentence]:
-    more = frame[frame["more_common"] & (frame["category"] != "unknown")].head(MOST + 1)
+    more = frame[frame["more_common"] & (frame["category"] != UNRECORDED)].head(MOST + 1)
     if more.empty:
         return (
             [Sentence("categories", "No category is clearly more common here than across the city.", {})]

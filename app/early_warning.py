@@ -44,6 +44,7 @@ from app.filters import Filter, datasets_in, validate
 WARNING_LEVEL = 0.99  # central prediction interval a month must lie above (upper bound: 99.5 %)
 MIN_RECORDS = 5  # fewer records in the month are never a warning
 BACKTEST_MONTHS = 24  # origins of the backtest that chooses each unit's method
+RECENT_MONTHS = 12  # how far back the page's first view looks for a month with flags
 AREA_RES = 8  # H3 resolution of the hotspot areas' cells, as the hotspots page uses
 KINDS = {"ward": "Ward", "area": "Hotspot area"}
 
@@ -283,14 +284,16 @@ def checks(
     areas: pd.DataFrame | None = None,
     kinds: tuple[str, ...] = ("ward", "area"),
     rule: Rule = DEFAULT_RULE,
+    own_areas: dict[str, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
     """Every place of every kind, for every demand unit of the filter: its latest whole month
     (or ``month``) against what was expected. One row per place, unit and month. Hotspot areas
     are each dataset's own (where its records concentrate over its whole period) unless
-    ``areas`` are given."""
+    ``areas`` are given; ``own_areas`` (dataset -> places) keeps them between calls for the
+    same filter, as they do not depend on the month."""
     frames = []
     wards = ward_places(con)
-    own_areas: dict[str, pd.DataFrame] = {}
+    own_areas = {} if own_areas is None else own_areas
     access = f.access if f is not None else LOCAL  # every figure below is the viewer's
     for unit in units(con, f).itertuples():
         agency = unit.agency if unit.several else None
@@ -332,9 +335,14 @@ def warnings(
     areas: pd.DataFrame | None = None,
     kinds: tuple[str, ...] = ("ward", "area"),
     rule: Rule = DEFAULT_RULE,
+    own_areas: dict[str, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
     """The places and agencies higher than expected, the furthest above their bound first."""
-    frame = checks(con, f, month, areas, kinds, rule)
+    return flags_of(checks(con, f, month, areas, kinds, rule, own_areas), rule)
+
+
+def flags_of(frame: pd.DataFrame, rule: Rule = DEFAULT_RULE) -> pd.DataFrame:
+    """The rows of ``checks`` higher than expected, the furthest above their bound first."""
     flagged = frame[frame["higher_than_expected"].astype(bool)].copy()
     over = flagged["observed"] / flagged["upper"].fillna(rule.threshold).clip(lower=1.0)
     return (
@@ -343,6 +351,50 @@ def warnings(
         .drop(columns="_over")
         .reset_index(drop=True)
     )
+
+
+@dataclass
+class Recent:
+    """What a manager opening the early-warning page sees first (``recent_warnings``)."""
+
+    latest: list[str]  # the months ("2025-12") the latest check judged: each dataset's latest
+    month: str | None  # the month whose flags ``frame`` holds; None when no month searched has any
+    frame: pd.DataFrame  # ``warnings`` of ``month`` (of the latest check when it has flags)
+    searched: int  # how many months were judged to find it, the latest check counted as one
+
+
+def recent_warnings(
+    con: duckdb.DuckDBPyConnection,
+    f: Filter | None = None,
+    back: int = RECENT_MONTHS,
+    rule: Rule = DEFAULT_RULE,
+) -> Recent:
+    """The flags of each dataset's latest whole month; when there are none, those of the most
+    recent earlier month that has any, looking back at most ``back`` months in all. A quiet
+    latest month is good news, but a page that then shows nothing hides the rise that began a
+    few months ago and is still worth a look (on the demo city, Harbour Mill's)."""
+    own: dict[str, pd.DataFrame] = {}
+    frame = checks(con, f, None, rule=rule, own_areas=own)
+    latest = sorted({str(m)[:7] for m in frame["month"]}, reverse=True)
+    flagged = flags_of(frame, rule)
+    if len(flagged) or not latest:
+        return Recent(latest, latest[0] if latest else None, flagged, 1)
+    searched = 1
+    for month in months_available(con, f):
+        if searched >= back:
+            break
+        if latest == [month]:  # every dataset was judged in it by the latest check
+            continue
+        searched += 1
+        flagged = warnings(con, f, month, rule=rule, own_areas=own)
+        if len(flagged):
+            return Recent(latest, month, flagged, searched)
+    return Recent(latest, None, flagged.iloc[0:0], searched)
+
+
+def month_words(month: str | dt.date) -> str:
+    """ "2025-08" (or a date) as people say it: "August 2025"."""
+    return f"{pd.Timestamp(str(month)[:7] + '-01'):%B %Y}"
 
 
 # Words -------------------------------------------------------------------------------------

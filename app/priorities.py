@@ -242,9 +242,19 @@ def interventions_by_agency(
 def describe(units: pd.DataFrame, kind: str, horizon: str, rule: Rule = DEFAULT_RULE) -> str:
     """How the ranking is made, in words, for the page and the download."""
     places = "wards" if kind == "ward" else "hotspot areas"
-    weighted = ", ".join(f"{r.title} ({r.agency}) × {r.weight:g}" for r in units.itertuples())
+    if len(units) == 1:
+        r = next(units.itertuples())
+        summed = f"of {r.title} ({r.agency}) alone"
+    elif units["weight"].nunique() == 1:  # the page's default: every agency counts alike
+        summed = "summed with equal weights over " + ", ".join(
+            f"{r.title} ({r.agency})" for r in units.itertuples()
+        )
+    else:
+        summed = "summed over " + ", ".join(
+            f"{r.title} ({r.agency}) × {r.weight:g}" for r in units.itertuples()
+        )
     return (
-        f"{places.capitalize()} are ranked by the records expected {horizon}, summed over {weighted}. "
+        f"{places.capitalize()} are ranked by the records expected {horizon}, {summed}. "
         "Each figure is an estimate: the forecast of the method that dataset's own backtest chose "
         "over the last 24 months, shown with its 80 % interval. Partners' and restricted datasets "
         f"count as released forecasts (under {rule.threshold}: counted as {SUPPRESSED_STAND_IN:g}). "

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from app.briefing import ALL_DEMAND, Briefing
+from app.briefing import ALL_DEMAND, Briefing, category_label
 from app.disclosure import DEFAULT_RULE, Rule
 from app.filters import period_words
 from app.hotspots import ranked_hotspots
@@ -247,8 +247,15 @@ def to_html(p: WardProfile, rule: Rule = DEFAULT_RULE) -> str:
 <h2>Agencies whose demand is hot here</h2><p>{html.escape(p.agencies or "none")}</p>
 <h2>Analyst detail: hotspot cells in the ward and their intervention coverage</h2>
 <p>{html.escape(cover)}</p>{table(spots)}
-<h2>Categories</h2>{table(p.categories.rename(columns=str.capitalize))}
+<h2>Categories</h2>{table(_categories_for_people(p.categories))}
 <p><small>{html.escape(rule.describe())}</small></p></body></html>"""
+
+
+def _categories_for_people(cats: pd.DataFrame) -> pd.DataFrame:
+    """The ward's categories with plain headers, and "Not recorded" for records with none."""
+    if "category" in cats.columns:
+        cats = cats.assign(category=cats["category"].map(category_label))
+    return cats.rename(columns=str.capitalize)
 
 
 def common_windows(windows: pd.DataFrame) -> tuple[tuple, tuple] | None:

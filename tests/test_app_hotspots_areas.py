@@ -117,3 +117,41 @@ def test_a_picked_area_opens_the_map_in_the_same_tab(page):
     params = {k: v[0] for k, v in parse_qs(link.query_string).items()}
     assert params["ds"] == "police_crime" and "hotspots" in params["layers"]
     assert f"lat={params['lat']}" in first["Show on map"]  # the same place as the row's link
+
+
+def test_large_area_totals_read_with_thousands_separators(page):
+    """An area's records are a released figure as people read it ("12,345", "<5"); the file
+    keeps the plain number (``test_the_downloads_are_snake_case_with_numbers_as_numbers``)."""
+    records = page(res="7").dataframe[0].value["Records"]
+    assert all(re.fullmatch(r"<5|\d{1,3}(,\d{3})*", r) for r in records)
+    assert any("," in r for r in records)
+
+
+def test_records_without_a_category_read_not_recorded_and_still_filter(page):
+    """Ingest stores "unknown" for a record whose file gives no category: the filter offers it
+    as "Not recorded", and picking it filters on the stored value (the link keeps that)."""
+    at = page()
+    before = at.dataframe[0].value
+    picker = at.multiselect(key="f_categories")
+    assert "Not recorded" in picker.options and "unknown" not in picker.options
+    picker.set_value(["unknown"]).run()
+    assert not at.exception, at.exception[0].message if at.exception else ""
+    assert at.multiselect(key="f_categories").value == ["unknown"]
+    assert at.query_params["cat"] in ("unknown", ["unknown"])
+    assert "The categories narrow" in " ".join(str(c.value) for c in at.sidebar.caption)
+    assert not at.dataframe[0].value["Records"].equals(before["Records"])  # the filter applied
+
+
+def test_a_briefing_names_records_without_a_category_in_plain_words():
+    from types import SimpleNamespace
+
+    from app.briefing import category_label, unit_words
+
+    row = SimpleNamespace(
+        level="category", category="unknown", title="Recorded crime", several_agencies=False
+    )
+    assert unit_words(row) == "records with no category in Recorded crime"
+    assert (
+        unit_words(SimpleNamespace(**{**vars(row), "category": "Burglary"})) == "Burglary in Recorded crime"
+    )
+    assert category_label("unknown") == "Not recorded" and category_label("Burglary") == "Burglary"

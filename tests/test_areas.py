@@ -142,6 +142,36 @@ def test_an_area_is_named_by_the_gazetteer_place_it_covers():
     assert areas["ward_codes"].iloc[0] == ["W1"] and areas["wards"].iloc[0] == "West"
 
 
+def _points(names: list[str], cells: list[int]) -> pd.DataFrame:
+    where = [h3.cell_to_latlng(h3.int_to_str(c)) for c in cells]
+    return pd.DataFrame(
+        {
+            "name": names,
+            "kind": ["street"] * len(names),
+            "lat": [p[0] for p in where],
+            "lon": [p[1] for p in where],
+            "geom": [None] * len(names),
+        }
+    )
+
+
+def test_an_area_over_two_places_names_both_and_over_more_says_and_nearby():
+    centre = cell(51.5, -0.15)
+    bins = {c: 0 for c in disk(centre, 4)}
+    bins.update({c: 3 for c in disk(centre, 2)})
+    bins[centre] = 3
+    frame_ = frame(bins)
+    frame_.loc[frame_["h3"] == np.uint64(centre), "z"] = 9.0  # the peak, where the first name is
+    near, far, farther = centre, ring(centre, 1)[0], ring(centre, 2)[0]
+    two = hotspot_areas(
+        frame_, res=RES, wards=WARDS, places=_points(["Old Market", "Queens Wharf"], [near, far])
+    )
+    assert two["name"].tolist() == ["Old Market and Queens Wharf"]
+    three = _points(["Old Market", "Queens Wharf", "Castle Street"], [near, far, farther])
+    named = hotspot_areas(frame_, res=RES, wards=WARDS, places=three)["name"].tolist()
+    assert named == ["Old Market, Queens Wharf and nearby"]
+
+
 def test_without_a_gazetteer_an_area_is_named_by_ward_and_direction():
     north = cell(51.53, -0.15)
     bins = {c: 0 for c in disk(north, 3)}
@@ -279,3 +309,27 @@ def test_a_cell_split_by_a_ward_boundary_shows_its_part_beside_its_total(small_d
         protected["in_ward"], protected["in_ward_suppressed"], protected["in_ward_label"], strict=True
     ):
         assert (suppressed and np.isnan(value) and label == "<5") or (value % 5 == 0 and value >= 5)
+
+
+@pytest.mark.slow
+def test_the_full_demo_names_its_merged_centre_and_harbour_mill_where_it_is_significant(full_demo):
+    """At resolution 8 over the whole period Old Market and Queens Wharf station touch and are one
+    area, named after both. Harbour Mill's rise began in mid-2024: over the whole period it is
+    not significant among every dataset's records, but it is an area of the datasets it rose in,
+    and of every dataset since it began."""
+    import datetime as dt
+
+    _, db, planted = full_demo
+    with connect(db, read_only=True) as con:
+
+        def names(f: Filter) -> list[str]:
+            spots, _ = hex_hotspots(con, f, 8)
+            found = areas_for(con, f, 8, spots)
+            return found.loc[found["side"] == "hot", "name"].tolist()
+
+        everything = names(Filter())
+        since = names(Filter(start=dt.date(2024, 7, 1)))
+        own = names(Filter(datasets=tuple(sorted(planted["spots"]["industrial_estate"]["datasets"]))))
+    assert "Old Market and Queens Wharf station" in everything
+    mill = planted["gazetteer"]["industrial_estate"]
+    assert any(mill in n for n in since) and any(mill in n for n in own)

@@ -78,6 +78,23 @@ def test_latest_month_checks_every_ward_for_every_demand_unit(demo):
     assert (forecast_shown[["expected", "lower", "upper"]] % DEFAULT_RULE.base == 0).all().all()
 
 
+def test_a_quiet_latest_month_gives_way_to_the_most_recent_month_with_flags(demo):
+    con, _ = demo
+    latest = ew.months_available(con)[0]
+    assert ew.warnings(con).empty  # the demo's latest whole month is quiet
+    found = ew.recent_warnings(con)
+    assert found.latest == [latest] and found.month is not None and found.month < latest
+    assert len(found.frame) and {f"{m:%Y-%m}" for m in pd.to_datetime(found.frame["month"])} == {found.month}
+    between = [m for m in ew.months_available(con) if found.month < m < latest]
+    assert all(ew.warnings(con, month=m).empty for m in between)  # none more recent was skipped
+    assert found.searched == len(between) + 2
+    pd.testing.assert_frame_equal(found.frame, ew.warnings(con, month=found.month))
+    assert ew.month_words(found.month) == f"{pd.Timestamp(found.month + '-01'):%B %Y}"
+    # Looking back no further than the latest month finds nothing, and says which it judged.
+    none = ew.recent_warnings(con, back=1)
+    assert none.month is None and none.frame.empty and none.latest == [latest]
+
+
 # Synthetic series ---------------------------------------------------------------------------
 
 

@@ -4,6 +4,7 @@ protected figures as released."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from app import priorities as pr
@@ -28,7 +29,10 @@ def test_wards_ranked_by_weighted_expected_demand(con):
     both = one.frame.merge(three.frame, on="place_id", suffixes=("_1", "_3"))
     np.testing.assert_allclose(both["score_3"], 3 * both["score_1"], atol=0.2)  # scores to 0.1
     np.testing.assert_allclose(one.frame["score"], one.frame["expected_fire_incidents"], atol=0.051)
-    assert "Fire and rescue incidents (Fairhaven Fire and Rescue) × 1" in one.description
+    assert (
+        "expected next month, of Fire and rescue incidents (Fairhaven Fire and Rescue) alone"
+        in one.description
+    )
     assert one.units["method"].iloc[0] and one.units["backtest_pai_1"].iloc[0] > 0
 
 
@@ -63,3 +67,22 @@ def test_areas_and_bad_choices(con):
         pr.rank(con, {"Fairhaven City Council": 0})
     with pytest.raises(ValueError, match="horizon"):
         pr.rank(con, {"Fairhaven City Council": 1}, horizon="next year")
+
+
+def _units(weights: dict[str, float]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "title": [f"{a} records" for a in weights],
+            "agency": list(weights),
+            "weight": list(weights.values()),
+        }
+    )
+
+
+def test_the_description_says_equal_weights_when_every_agency_counts_alike():
+    equal = pr.describe(_units({"Police": 1.0, "Fire": 1.0, "Council": 1.0}), "ward", "next month")
+    assert "summed with equal weights over Police records (Police), Fire records (Fire), Council" in equal
+    assert "×" not in equal
+    weighted = pr.describe(_units({"Police": 1.0, "Fire": 3.0}), "area", "next quarter")
+    assert weighted.startswith("Hotspot areas are ranked by the records expected next quarter, summed over ")
+    assert "Fire records (Fire) × 3" in weighted and "equal weights" not in weighted

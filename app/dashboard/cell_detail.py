@@ -7,6 +7,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app import overlap
+from app.briefing import category_label
 from app.dashboard import cached, ui
 from app.disclosure import DEFAULT_RULE
 from app.filters import Filter
@@ -33,6 +34,7 @@ def cell_detail(version, f: Filter, cell: str, res: int, k: int) -> None:
     cats["records"] = [
         DEFAULT_RULE.label(v, s) for v, s in zip(cats["count"], cats["suppressed"], strict=True)
     ]
+    cats["category"] = cats["category"].map(category_label)
     st.dataframe(cats[["agency", "kind", "dataset", "category", "records"]], hide_index=True, width="stretch")
 
 

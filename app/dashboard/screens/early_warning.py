@@ -1,5 +1,6 @@
 """Early warning page (service managers): places and agencies whose latest whole month ran
-higher than a forecast made without it expected, filterable and downloadable. All figures come
+higher than a forecast made without it expected (when none did, the page says so and opens on
+the most recent month that has any), filterable and downloadable. All figures come
 from ``app.early_warning``; this page only draws them. Only the datasets the viewer may see are
 judged (their access context goes into every call and every cache key), so the agency picker,
 the table and the file list nothing else; the file is recorded in the audit trail when fetched."""
@@ -29,13 +30,46 @@ def flagged(stamp, f: Filter, month: str | None) -> pd.DataFrame:
     return ew.warnings(ui.warehouse(stamp), f, month=month)
 
 
+@st.cache_data(ttl=600, show_spinner="Comparing each place's recent months with their forecasts…")
+def recent(stamp, f: Filter) -> ew.Recent:
+    return ew.recent_warnings(ui.warehouse(stamp), f)
+
+
+def opening(stamp, f: Filter) -> tuple[pd.DataFrame, str | None]:
+    """The first view: the latest month's flags, or, when it has none, a sentence saying so and
+    the most recent month that has some. Returns the flags and the month they belong to."""
+    found = recent(stamp, f)
+    if not found.latest:
+        return found.frame, None
+    if len(found.latest) == 1:
+        latest = f"{ew.month_words(found.latest[0])}, the latest whole month"
+    else:  # datasets ending in different months: each was judged in its own latest
+        latest = "each dataset's latest whole month (" + ", ".join(map(ew.month_words, found.latest)) + ")"
+    if found.month is not None and found.month in found.latest:
+        return found.frame, found.month
+    if found.month is None:
+        before = found.searched - 1
+        earlier = {0: "", 1: ", nor in the month before it"}.get(
+            before, f", nor in the {before} months before it"
+        )
+        st.success(f"No place ran higher than expected in {latest}{earlier}.")
+        return found.frame, None
+    st.info(
+        f"No place ran higher than expected in {latest}. Shown below: "
+        f"{ew.month_words(found.month)}, the most recent month with places higher than expected "
+        "(pick another month above)."
+    )
+    return found.frame, found.month
+
+
 def main() -> None:
     ctx = access_ui.require("early_warning")
     ui.current_view()  # the shared sidebar's view: this page judges every dataset the viewer sees
     f = Filter(access=ctx)
     st.title("Early warning")
     st.caption(
-        "Places whose latest whole month ran higher than expected. Expected figures are "
+        "Places whose month ran higher than expected: the latest whole month, or when it has "
+        "none the most recent month that has. Expected figures are "
         "estimates from each place's own history, with their prediction interval."
     )
     stamp = ui.db_version()
@@ -47,24 +81,36 @@ def main() -> None:
         help="Each dataset's latest whole month, or an earlier month judged against the months before it.",
     )
     try:
-        frame = flagged(stamp, f, None if choice == LATEST else choice)
+        if choice == LATEST:
+            frame, month = opening(stamp, f)
+        else:
+            frame, month = flagged(stamp, f, choice), choice
     except ValueError as exc:
         st.error(f"Early warning could not be worked out: {exc}")
         return
     with st.expander("How a place comes to be flagged"):
         st.caption(ew.describe())
     if frame.empty:
-        st.success("No place ran higher than expected in that month.")
+        if choice != LATEST:
+            st.success(f"No place ran higher than expected in {ew.month_words(choice)}.")
         return
+    shown_months = sorted({str(m)[:7] for m in frame["month"]}, reverse=True) or [month]
+    st.subheader("Higher than expected in " + " and ".join(ew.month_words(m) for m in shown_months))
     left, right = st.columns(2)
     agencies = sorted(frame["agency"].unique())
-    chosen = left.multiselect("Agencies", agencies, default=agencies, key="ew_agencies")
+    # Another month flags other agencies: its list opens whole again, not narrowed to the
+    # agencies the previous month happened to flag.
+    if st.session_state.get("_ew_offered") != agencies:
+        st.session_state["_ew_offered"] = agencies
+        st.session_state["ew_agencies"] = agencies
+    chosen = left.multiselect("Agencies", agencies, key="ew_agencies")
     kinds = right.multiselect(
         "Places", list(ew.KINDS.values()), default=list(ew.KINDS.values()), key="ew_kinds"
     )
     kind_keys = [k for k, label in ew.KINDS.items() if label in kinds]
     shown = frame[frame["agency"].isin(chosen) & frame["place_kind"].isin(kind_keys)]
-    st.markdown(f"**{len(shown)}** place and agency pairs higher than expected.")
+    pairs = "place and agency pair" if len(shown) == 1 else "place and agency pairs"
+    st.markdown(f"**{len(shown):,}** {pairs} higher than expected.")
     table = pd.DataFrame(
         {
             "Place": shown["place_name"],
@@ -81,13 +127,22 @@ def main() -> None:
         file_name="higher_than_expected.csv",
         mime="text/csv",
         key="ew_download",
-        what=f"early warning: {choice}",
+        what=f"early warning: {', '.join(shown_months)}",
         filter=f.with_(agencies=tuple(chosen)).describe(),
         rows=len(shown),
         ctx=ctx,
     )
     with st.expander("Analyst detail"):
-        st.dataframe(shown[DOWNLOAD_COLUMNS], hide_index=True, width="stretch")
+        st.dataframe(
+            shown[DOWNLOAD_COLUMNS],
+            hide_index=True,
+            width="stretch",
+            # Figures read with thousands separators; the file keeps plain numbers.
+            column_config={
+                c: st.column_config.NumberColumn(format="%,.2f" if c == "expected" else "%,.0f")
+                for c in ("observed", "expected", "lower", "upper")
+            },
+        )
 
 
 main()

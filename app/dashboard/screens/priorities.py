@@ -15,6 +15,7 @@ from app.dashboard import access_ui, ui
 from app.filters import Filter
 
 KINDS = {"Wards": "ward", "Hotspot areas": "area"}
+SCORE_FORMAT = "%,.1f"  # 12,345.6
 
 
 @st.cache_data(ttl=600)
@@ -29,6 +30,11 @@ def ranking(
     return pr.rank(ui.warehouse(stamp), dict(weights), kind=kind, horizon=horizon, access=ctx)
 
 
+def weight_key(agency: str) -> str:
+    """The widget key of an agency's weight."""
+    return f"pr_w_{agency}"
+
+
 def main() -> None:
     ctx = access_ui.require("priorities")
     ui.current_view()  # the shared sidebar's view: this page ranks on its own choices below
@@ -39,13 +45,21 @@ def main() -> None:
     if not known:
         st.info("No demand data is loaded: there is nothing to forecast.")
         return
-    picked = st.multiselect("Agencies whose demand counts", known, default=known[:1], key="pr_agencies")
+    # Every demand agency counts, each as much as the others, until the manager says otherwise:
+    # a first view that ranks on one agency's demand alone would pass for the whole picture.
+    picked = st.multiselect("Agencies whose demand counts", known, default=known, key="pr_agencies")
     weights = {}
     if picked:
         columns = st.columns(min(len(picked), 4))
         for i, agency in enumerate(picked):
+            # Keyed by the agency, so a weight stays with its agency when another is removed.
             weights[agency] = columns[i % len(columns)].number_input(
-                f"Weight: {agency}", min_value=0.0, max_value=10.0, value=1.0, step=0.5, key=f"pr_w_{i}"
+                f"Weight: {agency}",
+                min_value=0.0,
+                max_value=10.0,
+                value=1.0,
+                step=0.5,
+                key=weight_key(agency),
             )
     left, right = st.columns(2)
     kind = KINDS[left.radio("Places", list(KINDS), horizontal=True, key="pr_kind")]
@@ -70,7 +84,15 @@ def main() -> None:
             "What each agency did here (last 12 months)": frame["interventions"],
         }
     )
-    st.dataframe(table, hide_index=True, width="stretch")
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            # Read with thousands separators; the download keeps the plain number.
+            "Weighted expected demand": st.column_config.NumberColumn(format=SCORE_FORMAT),
+        },
+    )
     counted = tuple(a for a, w in sorted(weights.items()) if w > 0)
     access_ui.download_button(
         "Download for tasking (CSV)",

@@ -225,7 +225,7 @@ if len(more):
     st.dataframe(
         pd.DataFrame(
             {
-                "Category": more["category"],
+                "Category": more["category"].map(briefing.category_label),
                 "Dataset": more["title"],
                 "Share here": [briefing.share_words(v) for v in more["share_here"]],
                 "Share across the city": [briefing.share_words(v) for v in more["share_city"]],
@@ -303,6 +303,7 @@ st.subheader("Categories")
 cats = cached.categories(version, f, ward=code)
 cats["records"] = [DEFAULT_RULE.label(v, s) for v, s in zip(cats["count"], cats["suppressed"], strict=True)]
 cats = cats[["agency", "title", "kind", "category", "records"]].rename(columns={"title": "dataset"})
+cats["category"] = cats["category"].map(briefing.category_label)
 st.dataframe(cats, hide_index=True, width="stretch")
 
 ward_profile = profile.WardProfile(
