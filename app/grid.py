@@ -1,8 +1,14 @@
 """The study area as a grid: every H3 cell of a resolution, and who neighbours whom.
 
 Gi* must see the places where nothing happened as well as those where something did, so the
-grid is the complete set of cells whose centre lies in a ward (plus any cell holding an event),
+grid is the complete set of cells that overlap a ward at all (plus any cell holding an event),
 not just the cells that appear in the data.
+
+Every cell touching the city counts, as in grid crime forecasting (the NIJ challenge's grid is
+every cell intersecting the jurisdiction), rather than the cells whose centre lies inside: a
+cell on the shore or the city edge whose centre falls in the water is still a place where
+events can happen, and the grid no longer depends on which datasets are loaded (with the
+centre rule, a dataset's records near the edge added cells to every other dataset's grid).
 """
 
 from __future__ import annotations
@@ -25,8 +31,8 @@ from app.h3cells import check_res
 def study_area_cells(
     con: duckdb.DuckDBPyConnection, res: int, access: AccessContext | None = None
 ) -> np.ndarray:
-    """Sorted uint64 cells covering the study area at ``res`` (and any cell holding a record of
-    a dataset the viewer, ``access``, may see)."""
+    """Sorted uint64 cells that overlap the study area at ``res`` (and any cell holding a record
+    of a dataset the viewer, ``access``, may see)."""
     res = check_res(res)
     boundary_hash, geojson = _wards_geojson(con)
     cells = _polyfill(boundary_hash, geojson, res)
@@ -47,7 +53,8 @@ def _polyfill(boundary_hash: str, geojson: tuple[str, ...], res: int) -> np.ndar
         parts = geom.geoms if isinstance(geom, shapely.MultiPolygon) else [geom]
         for part in parts:
             shape = h3.geo_to_h3shape(json.loads(shapely.to_geojson(part)))
-            cells.update(h3.str_to_int(c) for c in h3.h3shape_to_cells(shape, res))
+            found = h3.h3shape_to_cells_experimental(shape, res, contain="overlap")
+            cells.update(h3.str_to_int(c) for c in found)
     return np.array(sorted(cells), dtype=np.uint64)
 
 
