@@ -144,6 +144,7 @@ def run(code: str, folder: Path) -> dict:
     log = open(folder / "engine.log", "w")  # noqa: SIM115 (closed below, when the child has ended)
     proc = subprocess.Popen(
         [sys.executable, "-c", code, str(folder)],
+        cwd=folder,  # anything an engine spills beside its working directory stays in the run's folder
         stdout=subprocess.PIPE,
         stderr=log,
         text=True,
@@ -186,15 +187,28 @@ def run(code: str, folder: Path) -> dict:
     return figures
 
 
-def bench(events: int, keep: Path | None = None) -> dict:
-    folder = Path(tempfile.mkdtemp(dir=keep))
+def bench(
+    events: int,
+    keep: Path | None = None,
+    engines: tuple[str, ...] = ("duckdb", "spark"),
+    reuse: Path | None = None,
+) -> dict:
+    """Both engines on the same input; ``reuse`` names a folder an earlier ``--keep`` run wrote
+    (its input is read again, its stores rewritten), so one engine can be run again alone."""
+    folder = reuse or Path(tempfile.mkdtemp(dir=keep))
     try:
         t = time.perf_counter()
-        made = write_input(folder, events)
+        made = {"files": len(list(folder.glob("*/*.csv")))} if reuse else write_input(folder, events)
         written = time.perf_counter() - t
         result: dict = {"events": events, "files": made["files"], "write_input_seconds": round(written, 1)}
         for name, code in (("duckdb", _DUCKDB), ("spark", _SPARK)):
-            figures = run(code, folder)
+            if name not in engines:
+                continue
+            try:
+                figures = run(code, folder)
+            except SystemExit as failed:  # the other engine's figures are still worth printing
+                result[name] = {"error": str(failed)}
+                continue
             totals = figures.pop("totals")
             assert totals["rows_read"] == events, totals
             result[name] = {
@@ -208,11 +222,13 @@ def bench(events: int, keep: Path | None = None) -> dict:
                 },
                 "rows_loaded": totals["rows_loaded"],
             }
-        same = result["duckdb"]["rows_loaded"] == result["spark"]["rows_loaded"]
-        result["same_rows_loaded"] = same
+            print(json.dumps({name: result[name]}), file=sys.stderr, flush=True)
+        loaded = [result.get(name, {}).get("rows_loaded") for name in ("duckdb", "spark")]
+        if None not in loaded:
+            result["same_rows_loaded"] = loaded[0] == loaded[1]
         return result
     finally:
-        if keep is None:
+        if keep is None and reuse is None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -220,8 +236,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=5_000_000, help="how many events (default 5M)")
     parser.add_argument("--keep", type=Path, help="folder to write the input and stores in (default: temp)")
+    parser.add_argument(
+        "--engines", default="duckdb,spark", help="which engines to run, comma-separated (default both)"
+    )
+    parser.add_argument("--reuse", type=Path, help="a folder a --keep run wrote: its input, not a new one")
     args = parser.parse_args()
-    print(json.dumps(bench(args.events, args.keep)))
+    engines = tuple(e.strip() for e in args.engines.split(",") if e.strip())
+    unknown = set(engines) - {"duckdb", "spark"}
+    if unknown or not engines:
+        parser.error(f"--engines takes duckdb and/or spark, not {', '.join(sorted(unknown)) or 'nothing'}")
+    print(json.dumps(bench(args.events, args.keep, engines, args.reuse)))
 
 
 if __name__ == "__main__":

@@ -90,7 +90,10 @@ def load(
         try:
             progress(f"{len(tasks)} files on Spark", 0.1)
             area = StudyAreaPayload(wards, index.to_bytes(), boundary_hash)
-            rows = _run(spark, tasks, area, now).persist(StorageLevel.MEMORY_AND_DISK)
+            # Read several times (reports, failures, tables): kept on the workers' disks only.
+            # Kept in memory as well, 50M rows on local[2] ran the 4 GB heap out of space when
+            # Spark promoted spilled blocks back into memory.
+            rows = _run(spark, tasks, area, now).persist(StorageLevel.DISK_ONLY)
             try:
                 files = _file_reports(rows, tasks)
                 failed = _failures(catalog, files, rows)
