@@ -17,29 +17,17 @@ import argparse
 import io
 import json
 import os
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 
+from app.dashboard.serve import CHROMIUM, CHROMIUM_ARGS, AppDidNotStart, running_app
+
 REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # Measured on the demo city in headless Chromium before this rework (issue 12, section 6), s.
 BEFORE = {
     "first_paint_cold_s": [13.0, 15.0],
@@ -54,47 +42,6 @@ RUNNING = (
     '[data-testid="stStatusWidgetRunningIcon"], [data-testid="stStatusWidgetRunningManIcon"], '
     '[data-testid="stStatusWidget"]:has-text("Running")'
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(db: str) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(REPO / "app" / "dashboard" / "streamlit_app.py"),
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--server.headless",
-            "true",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        cwd=REPO,
-        env={**os.environ, "COMMON_GROUND_DB": db},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                return proc, url
-        except OSError:
-            time.sleep(0.3)
-    proc.terminate()
-    raise SystemExit("The app did not start within 60 s.")
 
 
 def canvas(page) -> np.ndarray | None:
@@ -198,6 +145,13 @@ def ward_click(page, url: str) -> float:
 
 
 def main() -> None:
+    try:
+        measure()
+    except AppDidNotStart as exc:
+        raise SystemExit(str(exc)) from None
+
+
+def measure() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", default=str(REPO / "data" / "warehouse.duckdb"))
     parser.add_argument("--repeat", type=int, default=3)
@@ -209,10 +163,9 @@ def main() -> None:
 
     times: dict[str, list[float]] = {k: [] for k in BEFORE}
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
         for _ in range(args.repeat):
-            proc, url = start_server(args.db)  # a new server: its caches are cold
-            try:
+            with running_app({"COMMON_GROUND_DB": args.db}) as url:  # a new server: cold caches
                 context = browser.new_context(viewport={"width": 1400, "height": 1000})
                 page = context.new_page()
                 for key, action, extra in (
@@ -225,9 +178,6 @@ def main() -> None:
                     times[key].append(action(page, *extra))
                     print(f"{key}: {times[key][-1]:.2f}", file=sys.stderr, flush=True)
                 context.close()
-            finally:
-                proc.terminate()
-                proc.wait(timeout=20)
         browser.close()
     out = {"bench": "browser_timing", "repeat": args.repeat}
     for key, before in BEFORE.items():

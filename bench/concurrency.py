@@ -3,12 +3,15 @@
     python bench/concurrency.py [--sessions 20] [--visits 2] [--events 60000]
 
 Builds a small demo city in a temporary folder, loads it, and serves the app on 127.0.0.1 (a
-free port). One headless Chromium (Debian's, /usr/bin/chromium) opens ``--sessions`` contexts
-that each go through a scripted visit ``--visits`` times: the map, a filter change (records:
-interventions), the ward profile, the hotspots page. Meanwhile the warehouse is reloaded twice
-with ``python -m app load``: first with two open datasets' files grown by 30 % (one of demand,
-one of interventions; the added rows a month later, so the data's period grows too), then with
-them as they were.
+free port, ``app.dashboard.serve``). One headless Chromium (Debian's, /usr/bin/chromium) opens
+``--sessions`` contexts that each go through a scripted visit ``--visits`` times: the map, a
+filter change (records: interventions), the ward profile, the hotspots page. Sessions start
+``--stagger`` seconds apart, at most ``--ramp`` of them load their first page at once, and with
+``--at-once N`` at most N are in the middle of a step at once (all stay open; the time a step
+waits for its turn is reported apart, as ``queued_p95_s``).
+Meanwhile the warehouse is reloaded twice with ``python -m app load``: first with two open
+datasets' files grown by 30 % (one of demand, one of interventions; the added rows a month
+later, so the data's period grows too), then with them as they were.
 
 Each page's version is read twice. The provenance line (drawn from the page's connection) says
 how many rows are loaded; the figures drawn from the cached calls (the map's legend breaks, the
@@ -17,44 +20,45 @@ compared with what one quiet session saw on each version before the run. A page 
 are one version's and whose provenance is the other's is a mix. A step whose figures do not
 differ between the versions cannot show a mix and is left out of ``steps_checkable``.
 
-The last line printed is one JSON object: errors (pages with an exception or an error box),
-steps that failed (the browser timed out waiting), mixed pages, pages whose figures matched neither version,
-p50/p95 of the time from an action to the finished rerun, and the server's peak RSS.
+Two times are kept apart. "Answered" (rerun_*): from an action until the rerun has finished on
+the page (no stale element left, the provenance line drawn), in every session. "Painted"
+(painted_*): from an action until the map's last WebGL draw call, in the first ``--painting``
+sessions only. The others skip the WebGL draw calls themselves (an init script makes them
+no-ops; the page's HTML, legends, figures and provenance are drawn and read as usual): with no
+GPU, Chromium rasterises WebGL on the CPU, and twenty tabs doing so on two cores measure the
+browser, not the app.
+
+The last line printed is one JSON object: errors (error boxes or exceptions on a page, plus
+steps that failed or timed out: a timeout is an error, and where it happened is named), mixed
+pages, pages whose figures matched neither version, p50/p95 of the answered and painted times,
+and the server's peak RSS.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
+from app.dashboard.serve import CHROMIUM, CHROMIUM_ARGS, AppDidNotStart, start_app, stop_app
+
 REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+
 GROWN = ("council_env.parquet", "fire_safety_visits.parquet")  # open datasets: exact figures
 STEP_TIMEOUT_MS = 240_000
+STEPS = ("map", "filter change", "ward profile", "hotspots")
 _ROWS = re.compile(r"rows loaded ([\d,]+)")
 
 
@@ -101,46 +105,12 @@ def reload(root: Path, catalog: Path, db: Path, version: str) -> float:
     return time.perf_counter() - start
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(catalog: Path, db: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "COMMON_GROUND_DB": str(db), "COMMON_GROUND_CATALOG": str(catalog)}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(REPO / "app" / "dashboard" / "streamlit_app.py"),
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--server.headless",
-            "true",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                return proc, url
-        except OSError:
-            time.sleep(0.5)
-    proc.terminate()
-    raise SystemExit("the app did not start within 90 s")
+    env = {"COMMON_GROUND_DB": str(db), "COMMON_GROUND_CATALOG": str(catalog)}
+    try:
+        return start_app(env, wait_s=90)
+    except AppDidNotStart as exc:
+        raise SystemExit(str(exc)) from None
 
 
 class PeakRss(threading.Thread):
@@ -220,42 +190,132 @@ async def observe(page, step: str, seconds: float) -> dict:
     }
 
 
-async def visit(page, url: str) -> list[dict]:
-    """Map, a filter change, the ward profile, the hotspots page: what each drew."""
-    seen = []
-    started = time.perf_counter()
-    await page.goto(f"{url}/", timeout=STEP_TIMEOUT_MS)
-    await page.get_by_role("heading", name="Map").wait_for(timeout=STEP_TIMEOUT_MS)
-    seen.append(await observe(page, "map", await settle(page, started)))
-    started = time.perf_counter()
-    await page.get_by_role("button", name="Interventions").click()
-    await page.wait_for_url(re.compile("kinds=intervention"), timeout=STEP_TIMEOUT_MS)
-    seen.append(await observe(page, "filter change", await settle(page, started)))
-    for step, link, heading in (
-        ("ward profile", "Ward profile", "Ward profile:"),
-        ("hotspots", "Hotspots and overlap", "Hotspots and overlap"),
-    ):
-        started = time.perf_counter()
-        await page.get_by_role("link", name=link).click()
-        await page.get_by_text(heading).first.wait_for(timeout=STEP_TIMEOUT_MS)
-        seen.append(await observe(page, step, await settle(page, started)))
+# Counts the WebGL draw calls of the page (and when the last one was made) and, in a session
+# that does not measure painting, skips them: the legends, figures and provenance line are HTML
+# and still drawn and read; only the rasterising of the map in software (no GPU here: Chromium
+# draws WebGL on the CPU) is left out, which twenty tabs could not do on two cores.
+DRAWS = """
+(() => {
+  const skip = __SKIP__;
+  window.__cgDraws = 0;
+  window.__cgLastDraw = 0;
+  const names = ["drawArrays", "drawElements", "drawArraysInstanced", "drawElementsInstanced",
+                 "drawRangeElements", "clear"];
+  for (const kind of [self.WebGLRenderingContext, self.WebGL2RenderingContext]) {
+    if (!kind) continue;
+    for (const name of names) {
+      const real = kind.prototype[name];
+      if (!real) continue;
+      kind.prototype[name] = function (...args) {
+        window.__cgDraws += 1;
+        window.__cgLastDraw = performance.timeOrigin + performance.now();
+        if (!skip) return real.apply(this, args);
+      };
+    }
+  }
+})();
+"""
+QUIET_MS = 1000  # a map that has not drawn for this long has finished painting
+PAINT_CAP_S = 60  # after the rerun: a map still drawing then is taken as painted at its last draw
+
+
+async def now_ms(page) -> float:
+    return await page.evaluate("performance.timeOrigin + performance.now()")
+
+
+async def painted(page, since_ms: float) -> float:
+    """Seconds from ``since_ms`` (epoch milliseconds, the browser's clock) to the map's last
+    draw call, once it has not drawn for ``QUIET_MS`` (or ``PAINT_CAP_S`` after it first drew).
+    A map that never draws after the action raises: a timeout, counted as a failed step."""
+    waited = time.perf_counter()
+    while True:
+        last, now = await page.evaluate(
+            "[window.__cgLastDraw || 0, performance.timeOrigin + performance.now()]"
+        )
+        if last > since_ms and (now - last >= QUIET_MS or time.perf_counter() - waited > PAINT_CAP_S):
+            return (last - since_ms) / 1000
+        if last <= since_ms and time.perf_counter() - waited > STEP_TIMEOUT_MS / 1000:
+            raise TimeoutError("the map was not painted after the page's rerun")
+        await asyncio.sleep(0.2)
+
+
+async def visit(page, url: str, paints: bool, first: asyncio.Semaphore | None, busy: Gate) -> list[dict]:
+    """Map, a filter change, the ward profile, the hotspots page: what each drew. ``first``
+    bounds how many sessions load their first page at once (a staggered start); ``busy``, how
+    many sessions are in the middle of a step at once (the others hold their open page and
+    wait their turn; the wait is kept apart, not counted in the step's time); ``paints`` says
+    whether this session times the painting of the map (the two map steps; the other pages
+    have no WebGL map)."""
+    seen: list[dict] = []
+    step = "map"
+    try:
+        async with first or contextlib.nullcontext(), busy.turn() as queued:
+            started, since = time.perf_counter(), time.time() * 1000
+            await page.goto(f"{url}/", timeout=STEP_TIMEOUT_MS)
+            await page.get_by_role("heading", name="Map").wait_for(timeout=STEP_TIMEOUT_MS)
+            seen.append(await observe(page, step, await settle(page, started)) | queued)
+            if paints:
+                seen[-1]["painted_s"] = await painted(page, since)
+        step = "filter change"
+        async with busy.turn() as queued:
+            started, since = time.perf_counter(), await now_ms(page)
+            await page.get_by_role("button", name="Interventions").click()
+            await page.wait_for_url(re.compile("kinds=intervention"), timeout=STEP_TIMEOUT_MS)
+            seen.append(await observe(page, step, await settle(page, started)) | queued)
+            if paints:
+                seen[-1]["painted_s"] = await painted(page, since)
+        for step, link, heading in (
+            ("ward profile", "Ward profile", "Ward profile:"),
+            ("hotspots", "Hotspots and overlap", "Hotspots and overlap"),
+        ):
+            async with busy.turn() as queued:
+                started = time.perf_counter()
+                await page.get_by_role("link", name=link).click()
+                await page.get_by_text(heading).first.wait_for(timeout=STEP_TIMEOUT_MS)
+                seen.append(await observe(page, step, await settle(page, started)) | queued)
+    except Exception as exc:  # a step that timed out or failed: an error of the run, named
+        seen.append({"step": "failed", "at": step, "error": str(exc).splitlines()[0][:200]})
     return seen
 
 
-async def session(browser, url: str, visits: int, delay: float) -> list[dict]:
+class Gate:
+    """At most ``limit`` sessions in the middle of a step (0: no limit); ``turn()`` yields the
+    seconds this step waited for its turn, as ``{"queued_s": ...}``."""
+
+    def __init__(self, limit: int) -> None:
+        self.semaphore = asyncio.Semaphore(limit) if limit else None
+
+    @contextlib.asynccontextmanager
+    async def turn(self):
+        asked = time.perf_counter()
+        if self.semaphore is None:
+            yield {"queued_s": 0.0}
+            return
+        async with self.semaphore:
+            yield {"queued_s": round(time.perf_counter() - asked, 3)}
+
+
+async def session(
+    browser,
+    url: str,
+    visits: int,
+    delay: float,
+    paints: bool = True,
+    first: asyncio.Semaphore | None = None,
+    busy: Gate | None = None,
+) -> list[dict]:
     """One person (a browser context) visiting ``visits`` times, each in a new tab: a new
     Streamlit session that starts from the link, not from the last visit's filter."""
-    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
-    out: list[dict] = []
     await asyncio.sleep(delay)
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    await context.add_init_script(DRAWS.replace("__SKIP__", "false" if paints else "true"))
+    out: list[dict] = []
     try:
-        for _ in range(visits):
+        for i in range(visits):
             page = await context.new_page()
             page.set_default_timeout(STEP_TIMEOUT_MS)  # twenty sessions share two cores
             try:
-                out.extend(await visit(page, url))
-            except Exception as exc:  # a step that timed out or failed: an error of the run
-                out.append({"step": "failed", "error": str(exc).splitlines()[0][:200]})
+                out.extend(await visit(page, url, paints, first if i == 0 else None, busy or Gate(0)))
             finally:
                 await page.close()
     finally:
@@ -277,7 +337,7 @@ async def run(args: argparse.Namespace) -> dict:
         rss.start()
         try:
             async with async_playwright() as p:
-                browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+                browser = await p.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
                 # What each version looks like, seen by one quiet session (twice: the second
                 # visit shows whether the page's text is the same from one visit to the next).
                 calibration = {"original": await session(browser, url, 2, 0)}
@@ -296,18 +356,21 @@ async def run(args: argparse.Namespace) -> dict:
                     await asyncio.sleep(args.reload_after)
                     loads.append(await asyncio.to_thread(reload, root, catalog, db, "original"))
 
+                first, busy = asyncio.Semaphore(args.ramp), Gate(args.at_once)
                 rss.peak_kb = rss.last_kb  # the run's own peak, from here
                 started = time.perf_counter()
                 results = await asyncio.gather(
                     reloads(),
-                    *(session(browser, url, args.visits, i * args.stagger) for i in range(args.sessions)),
+                    *(
+                        session(browser, url, args.visits, i * args.stagger, i < args.painting, first, busy)
+                        for i in range(args.sessions)
+                    ),
                 )
                 wall = time.perf_counter() - started
                 await browser.close()
         finally:
             rss.running = False
-            proc.terminate()
-            proc.wait(timeout=30)
+            stop_app(proc)
         seen = [s for r in results[1:] for s in r]
         return summary(seen, versions, loads, wall, rss.peak_kb, args)
     finally:
@@ -329,7 +392,7 @@ def versions_by_step(calibration: dict[str, list[dict]]) -> dict:
     step can show a mix (its figures differ between the versions and stay the same from one
     visit to the next)."""
     out = {}
-    for step in ("map", "filter change", "ward profile", "hotspots"):
+    for step in STEPS:
         per = {v: [s for s in seen if s.get("step") == step] for v, seen in calibration.items()}
         figures = {v: {s["figures"] for s in obs} for v, obs in per.items()}
         rows = {v: {s["rows_loaded"] for s in obs} for v, obs in per.items()}
@@ -359,30 +422,56 @@ def summary(seen: list[dict], versions: dict, loads: list[float], wall: float, p
             continue
         checked += 1
         mixed += by_rows != by_figures
-    times = sorted(s["seconds"] for s in seen if "seconds" in s)
+    answered = sorted(s["seconds"] for s in seen if "seconds" in s)
+    paints = sorted(s["painted_s"] for s in seen if s.get("painted_s") is not None)
+    failed = [s for s in seen if s.get("step") == "failed"]
+    boxes = sum(s.get("errors", 0) for s in seen)
 
-    def pct(q: float) -> float | None:
-        return round(times[min(len(times) - 1, int(q * len(times)))], 2) if times else None
+    def pct(values: list[float], q: float) -> float | None:
+        return round(values[min(len(values) - 1, int(q * len(values)))], 2) if values else None
 
     return {
         "sessions": args.sessions,
         "visits_per_session": args.visits,
+        "painting_sessions": min(args.painting, args.sessions),
+        "first_page_at_once": args.ramp,
+        "steps_at_once": args.at_once or args.sessions,
+        "queued_p95_s": pct(sorted(s.get("queued_s", 0.0) for s in seen if "seconds" in s), 0.95),
         "pages_seen": sum(1 for s in seen if "seconds" in s),
-        "errors": sum(s.get("errors", 0) for s in seen),
-        "steps_failed": sum(1 for s in seen if s.get("step") == "failed"),
-        "steps_failed_examples": [s["error"] for s in seen if s.get("step") == "failed"][:5],
+        # A step that failed or timed out is an error of the run, as an error box on a page is.
+        "errors": boxes + len(failed),
+        "error_boxes": boxes,
+        "steps_failed": len(failed),
+        "steps_failed_at": {at: sum(1 for s in failed if s["at"] == at) for at in {s["at"] for s in failed}},
+        "steps_failed_examples": [f"{s['at']}: {s['error']}" for s in failed][:5],
         "mixed_pages": mixed,
         "pages_checked_for_mix": checked,
         "pages_matching_neither_version": unmatched,
         "matching_neither_examples": examples,
         "steps_checkable": [k for k, v in versions.items() if v["checkable"]],
         "reloads_s": [round(x, 1) for x in loads],
-        "rerun_p50_s": pct(0.5),
-        "rerun_p95_s": pct(0.95),
+        # Server answered: from the action until the rerun has finished on the page (no stale
+        # element, the provenance line drawn), read in every session.
+        "rerun_p50_s": pct(answered, 0.5),
+        "rerun_p95_s": pct(answered, 0.95),
         "rerun_median_by_step_s": {
             step: round(statistics.median(x), 2)
-            for step in ("map", "filter change", "ward profile", "hotspots")
+            for step in STEPS
             if (x := [s["seconds"] for s in seen if s.get("step") == step])
+        },
+        # Browser painted: from the action until the map's last WebGL draw, in the sessions
+        # that draw (the others skip the drawing itself and only read the page).
+        "painted_pages": len(paints),
+        "painted_p50_s": pct(paints, 0.5),
+        "painted_p95_s": pct(paints, 0.95),
+        "painted_median_by_step_s": {
+            step: round(statistics.median(x), 2)
+            for step in STEPS
+            if (
+                x := [
+                    s["painted_s"] for s in seen if s.get("step") == step and s.get("painted_s") is not None
+                ]
+            )
         },
         "wall_s": round(wall, 1),
         "server_peak_rss_mb": round(peak_kb / 1024),
@@ -397,10 +486,28 @@ def main() -> None:
     parser.add_argument("--stagger", type=float, default=0.5, help="seconds between session starts")
     parser.add_argument("--reload-after", type=float, default=15.0, help="seconds before each reload")
     parser.add_argument("--step-timeout", type=float, default=240.0, help="seconds a step may take")
+    parser.add_argument(
+        "--ramp", type=int, default=4, help="sessions that may load their first page at the same time"
+    )
+    parser.add_argument(
+        "--at-once",
+        type=int,
+        default=0,
+        help="sessions that may be in the middle of a step at once (0: all); the others wait their turn",
+    )
+    parser.add_argument(
+        "--painting",
+        type=int,
+        default=2,
+        help="sessions that draw the map and time its painting; "
+        "the others skip WebGL drawing and read the page only",
+    )
     parser.add_argument("--texts", help="folder to keep the page texts each version showed")
     args = parser.parse_args()
     global STEP_TIMEOUT_MS
     STEP_TIMEOUT_MS = int(args.step_timeout * 1000)
+    if args.ramp < 1 or args.painting < 0 or args.at_once < 0:
+        raise SystemExit("--ramp: at least 1; --painting and --at-once: 0 or more")
     if not 1 <= args.sessions <= 40:
         raise SystemExit("--sessions: between 1 and 40 (one machine draws every session's map)")
     if not os.path.exists(CHROMIUM):

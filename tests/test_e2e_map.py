@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_e2e import ARTIFACTS, browser, map_pixels, page, server  # noqa: F401 (fixtures)
+from test_e2e import ARTIFACTS, WAIT_MS, browser, map_pixels, page, server  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 RUNNING = (
@@ -15,7 +15,7 @@ RUNNING = (
 )
 
 
-def settle(pg, quiet_ms: int = 800, timeout_ms: int = 60_000) -> None:
+def settle(pg, quiet_ms: int = 800, timeout_ms: int = WAIT_MS) -> None:
     """Wait until the app has stopped running for ``quiet_ms``."""
     status = pg.locator(RUNNING)
     quiet = waited = 0
@@ -60,10 +60,10 @@ def test_view_and_layers_survive_another_page(server, page):  # noqa: F811
     page.goto(f"{server}/?layers=density,outlines&opacity=density:50&lat=52.36&lon=-0.9&zoom=12")
     before = pixels(page, "round-trip-before")
     page.get_by_role("link", name="Ward profile").click()
-    page.get_by_text("Ward profile:").first.wait_for(timeout=60_000)
+    page.get_by_text("Ward profile:").first.wait_for(timeout=WAIT_MS)
     settle(page)
     page.get_by_role("link", name="Map").click()
-    page.get_by_role("heading", name="Map").wait_for(timeout=60_000)
+    page.get_by_role("heading", name="Map").wait_for(timeout=WAIT_MS)
     after = pixels(page, "round-trip-after")
     url = page.url
     for part in ("layers=outlines%2Cdensity", "opacity=density%3A50", "lat=52.36", "zoom=12"):

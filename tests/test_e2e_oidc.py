@@ -5,7 +5,6 @@ through the access file, the agency's pages and data shown, and sign-out."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -14,10 +13,10 @@ import urllib.parse
 import urllib.request
 
 import pytest
-from conftest import REPO
-from test_e2e import ARGS, ARTIFACTS, CHROMIUM, _free_port
+from test_e2e import ARTIFACTS, browser, need_chromium, page, serving  # noqa: F401 (fixtures)
 
 from app import audit
+from app.dashboard.serve import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -50,7 +49,7 @@ def _wait(url: str, seconds: float = 60) -> None:
 
 @pytest.fixture(scope="module")
 def provider():
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "oidc_provider_mock", "--host", "127.0.0.1", "--port", str(port)],
         stdout=subprocess.DEVNULL,
@@ -78,11 +77,9 @@ def set_claims(provider: str, sub: str, claims: dict) -> None:
 
 @pytest.fixture(scope="module")
 def app_url(small_demo_db, provider, tmp_path_factory):
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("chromium is not installed (apt-get install -y chromium)")
-    db, _ = small_demo_db
+    need_chromium()
     tmp = tmp_path_factory.mktemp("oidc")
-    port = _free_port()
+    port = free_port()  # the provider sends people back to it: known before the start
     secrets = tmp / "secrets.toml"
     secrets.write_text(
         textwrap.dedent(
@@ -99,69 +96,22 @@ def app_url(small_demo_db, provider, tmp_path_factory):
     )
     (tmp / "access.toml").write_text(textwrap.dedent(ACCESS), encoding="utf-8")
     env = {
-        **os.environ,
-        "COMMON_GROUND_DB": str(db),
+        "COMMON_GROUND_DB": str(small_demo_db[0]),
         "COMMON_GROUND_ACCESS": str(tmp / "access.toml"),
         "COMMON_GROUND_AUDIT": str(tmp / "audit.jsonl"),
     }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(REPO / "app" / "dashboard" / "streamlit_app.py"),
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--server.headless",
-            "true",
-            "--browser.gatherUsageStats",
-            "false",
-            "--secrets.files",
-            str(secrets),
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait(f"{url}/_stcore/health")
+    for url in serving(env, port=port, secrets=secrets):
         yield url, tmp / "audit.jsonl"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    pg = context.new_page()
-    yield pg
-    context.close()
-
-
-def sign_in(page, url: str, sub: str) -> None:
+def sign_in(page, url: str, sub: str) -> None:  # noqa: F811
     page.get_by_role("button", name="Sign in").click(timeout=60_000)
     page.get_by_placeholder("sub").first.fill(sub, timeout=30_000)
     page.get_by_role("button", name="Authorize").click()
     page.wait_for_url(f"{url}/**", timeout=30_000)
 
 
-def offered_datasets(page) -> list[str]:
+def offered_datasets(page) -> list[str]:  # noqa: F811
     """The options of the sidebar's dataset list, as its drop-down shows them."""
     page.get_by_role("heading", name="Map").first.wait_for(timeout=60_000)
     page.wait_for_timeout(3000)  # the page's first run settles before the list is opened
@@ -173,7 +123,7 @@ def offered_datasets(page) -> list[str]:
     return texts
 
 
-def test_a_page_asked_for_by_url_before_sign_in_shows_only_the_sign_in_page(app_url, page):
+def test_a_page_asked_for_by_url_before_sign_in_shows_only_the_sign_in_page(app_url, page):  # noqa: F811
     """The first visit to a fresh server asks for the administrators' page directly."""
     url, _ = app_url
     page.goto(f"{url}/admin")
@@ -187,7 +137,7 @@ def test_a_page_asked_for_by_url_before_sign_in_shows_only_the_sign_in_page(app_
     assert "Catalogue" not in page.locator("body").inner_text()
 
 
-def test_sign_in_with_claims_shows_the_agencys_pages_and_data_then_sign_out(app_url, provider, page):
+def test_sign_in_with_claims_shows_the_agencys_pages_and_data_then_sign_out(app_url, provider, page):  # noqa: F811
     url, trail = app_url
     sub = "analyst@police.example"
     set_claims(
@@ -226,7 +176,7 @@ def test_sign_in_with_claims_shows_the_agencys_pages_and_data_then_sign_out(app_
     assert audit.verify(trail).ok
 
 
-def test_a_councillor_by_claims_gets_the_councillors_pages(app_url, provider, page):
+def test_a_councillor_by_claims_gets_the_councillors_pages(app_url, provider, page):  # noqa: F811
     url, _ = app_url
     sub = "cllr@council.example"
     set_claims(provider, sub, {"email": sub, "agency": "council", "roles": ["councillor"]})
@@ -237,7 +187,7 @@ def test_a_councillor_by_claims_gets_the_councillors_pages(app_url, provider, pa
     assert "Map" in nav and "Ward profile" in nav and "Data" not in nav
 
 
-def test_an_account_without_a_grant_is_refused(app_url, provider, page):
+def test_an_account_without_a_grant_is_refused(app_url, provider, page):  # noqa: F811
     url, trail = app_url
     sub = "visitor@elsewhere.example"
     set_claims(provider, sub, {"email": sub, "agency": "elsewhere", "roles": ["analyst"]})

@@ -6,20 +6,14 @@ the row that would be quarantined, confirms, and the rows are loaded."""
 from __future__ import annotations
 
 import io
-import os
 import shutil
-import subprocess
-import sys
-import time
-import urllib.request
 
 import numpy as np
 import pytest
-from conftest import REPO
 from PIL import Image
 from playwright.sync_api import expect
 from test_app_data_page import DAY_FIRST, grid_csv
-from test_e2e import ARTIFACTS, CHROMIUM, _free_port, browser, page  # noqa: F401
+from test_e2e import ARTIFACTS, WAIT_MS, browser, need_chromium, page, serving  # noqa: F401
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -27,60 +21,19 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 @pytest.fixture
 def writable_server(small_demo, small_demo_db, tmp_path):
     """The app on its own copy of the small demo (a load writes to it), on 127.0.0.1."""
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("E2E_REQUIRED"):
-            pytest.fail(f"chromium not found at {CHROMIUM}")
-        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    need_chromium()
     shutil.copytree(small_demo, tmp_path / "data")
     db = tmp_path / "data" / "warehouse.duckdb"
     shutil.copy(small_demo_db[0], db)
-    port = _free_port()
-    env = {
-        **os.environ,
-        "COMMON_GROUND_DB": str(db),
-        "COMMON_GROUND_CATALOG": str(tmp_path / "data" / "catalog.toml"),
-    }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(REPO / "app" / "dashboard" / "streamlit_app.py"),
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--server.headless",
-            "true",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.terminate()
-        pytest.fail("the app did not start within 60 s")
-    yield url, db
-    proc.terminate()
-    proc.wait(timeout=20)
+    env = {"COMMON_GROUND_DB": str(db), "COMMON_GROUND_CATALOG": str(tmp_path / "data" / "catalog.toml")}
+    for url in serving(env):
+        yield url, db
 
 
 def deck_pixels(tab) -> np.ndarray:
     """The preview map's canvas as RGB, once deck.gl has drawn (the tables are canvases too)."""
     canvas = tab.locator('[data-testid="stDeckGlJsonChart"] canvas').first
-    canvas.wait_for(state="visible", timeout=60_000)
+    canvas.wait_for(state="visible", timeout=WAIT_MS)
     canvas.scroll_into_view_if_needed()
     tab.wait_for_timeout(3000)
     ARTIFACTS.mkdir(exist_ok=True)
@@ -103,11 +56,11 @@ def test_upload_suggested_checked_previewed_and_loaded(writable_server, page, tm
     con.close()
 
     page.goto(f"{url}/data")
-    page.get_by_text("Add a dataset").wait_for(timeout=60_000)
+    page.get_by_text("Add a dataset").wait_for(timeout=WAIT_MS)
     before = loaded_metric(page)
     page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(csv))
     suggestion = page.get_by_text("Suggested mapping")
-    suggestion.wait_for(timeout=60_000)
+    suggestion.wait_for(timeout=WAIT_MS)
     text = page.locator('[data-testid="stMarkdown"]').filter(has_text="Suggested mapping").inner_text()
     assert "EPSG:27700" in text and "British National Grid" in text and "day first" in text
     crs = page.get_by_label("CRS (an EPSG code; suggested from the values' ranges)")
@@ -126,6 +79,6 @@ def test_upload_suggested_checked_previewed_and_loaded(writable_server, page, tm
     page.get_by_role("button", name="Load this dataset").click()
     page.get_by_text("Loaded 5 rows; quarantined 1.").wait_for(timeout=180_000)
     page.goto(f"{url}/data")
-    page.get_by_text("Add a dataset").wait_for(timeout=60_000)
+    page.get_by_text("Add a dataset").wait_for(timeout=WAIT_MS)
     assert loaded_metric(page) == before + 5
     page.screenshot(path=str(ARTIFACTS / "upload-loaded.png"), full_page=True)

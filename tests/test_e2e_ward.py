@@ -11,7 +11,7 @@ import re
 
 import numpy as np
 import pytest
-from test_e2e import ARTIFACTS, browser, page, server  # noqa: F401  (fixtures, reused)
+from test_e2e import ARTIFACTS, WAIT_MS, browser, page, server  # noqa: F401  (fixtures, reused)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 WARD = "E05900002"
@@ -20,7 +20,7 @@ WARD = "E05900002"
 def rows(pg, header: str) -> list[dict[str, str]]:
     """The rows shown by the dataframe that has a column named ``header`` (read from the
     grid's accessible table), as column -> cell text."""
-    pg.locator("[data-testid='stDataFrame'] table").first.wait_for(state="attached", timeout=60_000)
+    pg.locator("[data-testid='stDataFrame'] table").first.wait_for(state="attached", timeout=WAIT_MS)
     for table in pg.locator("[data-testid='stDataFrame'] table").all():
         head = [h.strip() for h in table.locator("thead th").all_inner_texts()]
         if header not in head:
