@@ -117,6 +117,7 @@ def test_a_picked_area_opens_the_map_in_the_same_tab(page):
     params = {k: v[0] for k, v in parse_qs(link.query_string).items()}
     assert params["ds"] == "police_crime" and "hotspots" in params["layers"]
     assert f"lat={params['lat']}" in first["Show on map"]  # the same place as the row's link
+    assert params["area"] == first["Area"]  # the map says what it is centred on
 
 
 def test_large_area_totals_read_with_thousands_separators(page):

@@ -59,6 +59,21 @@ def test_a_link_opens_the_same_layers_order_opacity_and_view(open_map):
     assert param(at, "lat") == "52.35000" and param(at, "zoom") == "13"
 
 
+def test_a_show_on_map_link_says_what_the_map_is_centred_on(open_map):
+    """A hotspot area's link names the area; the map says it in plain words, keeps it while the
+    view stays, and a hostile name is shown as text, never as markup."""
+    at = open_map(layers="hotspots", lat="52.35", lon="-0.9", zoom="14", area="Old Market")
+    captions = " ".join(str(c.value) for c in at.caption)
+    assert "Centred on Old Market." in captions and param(at, "area") == "Old Market"
+    at.button(key="map_whole_area").click().run()
+    assert "Centred on" not in " ".join(str(c.value) for c in at.caption) and param(at, "area") is None
+    hostile = open_map(lat="52.35", lon="-0.9", zoom="14", area="<b>x</b> [y](http://e.vil) " + "z" * 300)
+    shown = next(str(c.value) for c in hostile.caption if "Centred on" in str(c.value))
+    assert "<b>" not in shown and "](http" not in shown and len(shown) < 200
+    ignored = open_map(lat="999", lon="-0.9", zoom="14", area="Old Market")  # no valid view: no name
+    assert "Centred on" not in " ".join(str(c.value) for c in ignored.caption)
+
+
 def test_the_ward_layer_says_it_hides_the_cells_below_it(open_map):
     at = open_map(layers="wards,density", order="wards,density")
     assert any("hides it" in i.value for i in at.info)

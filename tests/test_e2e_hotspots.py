@@ -119,6 +119,7 @@ def test_show_on_map_opens_the_area_centred_with_the_hotspot_layer(server, conte
         page.mouse.click(x, y)
     tab = opened.value
     tab.get_by_role("heading", name="Map").wait_for(timeout=WAIT_MS)
+    tab.get_by_text(f"Centred on {first_area['name']}.").wait_for(timeout=WAIT_MS)  # said in words
     pixels = drawn_map(tab)
     ARTIFACTS.mkdir(exist_ok=True)
     tab.screenshot(path=str(ARTIFACTS / "hotspot-on-map.png"))
@@ -162,6 +163,7 @@ def test_picking_an_area_offers_the_map_under_its_name_in_this_tab(server, conte
     link.wait_for(timeout=WAIT_MS)
     link.click()
     page.get_by_role("heading", name="Map").wait_for(timeout=WAIT_MS)
+    page.get_by_text(f"Centred on {first_area['name']}.").wait_for(timeout=WAIT_MS)
     drawn_map(page)
     page.screenshot(path=str(ARTIFACTS / "hotspot-picked-on-map.png"))
     lat, lon, zoom, drawn = view_of(page.url)

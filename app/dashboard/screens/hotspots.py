@@ -40,6 +40,7 @@ def map_params(row: pd.Series, filter_params: dict, map_layers: str = MAP_LAYERS
         "lat": f"{row['lat']:.5f}",
         "lon": f"{row['lon']:.5f}",
         "zoom": str(int(row["zoom"])),
+        "area": str(row["name"]),
         "layers": map_layers,
     }
 

@@ -35,8 +35,9 @@ METRICS = {
     "rate_per_1000": "Rate per 1,000 residents",
     "change_pct": "Change on the previous period",
 }
-VIEW_PARAMS = ("lat", "lon", "zoom")
+VIEW_PARAMS = ("lat", "lon", "zoom", "area")  # area: the name of what a link centres on
 MAP_PARAMS = (*PANEL_PARAMS, "metric", *VIEW_PARAMS)
+AREA_NAME_MAX = 120
 SAVED = "map_saved"  # the map's last URL parameters, for coming back from another page
 PLACE = "map_place"  # the place last found, drawn as a marker
 PLACE_ZOOM = 13  # a place or postcode found: its streets and the neighbourhood around them
@@ -87,6 +88,8 @@ def go_to(hit: dict) -> None:
     """Centre the map on a place found by the search (the URL holds the view)."""
     lat, lon, zoom = found_view(hit)
     st.query_params.update({"lat": f"{lat:.5f}", "lon": f"{lon:.5f}", "zoom": f"{zoom:g}"})
+    if "area" in st.query_params:  # the map no longer centres on the area a link named
+        del st.query_params["area"]
     st.session_state[PLACE] = hit
 
 
@@ -138,6 +141,9 @@ if not any(k in params for k in ("layers", *VIEW_PARAMS)) and SAVED in st.sessio
 ignored: list[str] = []
 panel = parse_panel(params, names, ignored)
 linked = linked_view(params, bounds, ignored)
+# A hotspot's "show on map" names the area it centres on; a link's text is shown only as plain,
+# short text, and only with a valid view.
+area_name = " ".join(str(params.get("area", "")).split())[:AREA_NAME_MAX] if linked else ""
 if params.get("metric", "count") not in METRICS:
     ignored.append(f"ward figure {params['metric']}")
 if ignored:
@@ -185,6 +191,8 @@ with map_col:
             st.switch_page("screens/ward.py", query_params={**carried, "ward": place["ward_code"]})
         reset.button("Whole area", key="map_whole_area", on_click=whole_area)
     elif linked:
+        if area_name:
+            st.caption(f"Centred on {plain(area_name)}.")
         st.button("Show the whole area", key="map_whole_area", on_click=whole_area)
 
 with side:
@@ -332,6 +340,8 @@ with side:
 wanted = panel_params(panel, names) | {"metric": metric}
 if linked:
     wanted |= {"lat": f"{linked.latitude:.5f}", "lon": f"{linked.longitude:.5f}", "zoom": f"{linked.zoom:g}"}
+    if area_name:
+        wanted["area"] = area_name
 for key in MAP_PARAMS:
     if key in wanted and st.query_params.get(key) != wanted[key]:
         st.query_params[key] = wanted[key]
