@@ -180,11 +180,24 @@ def run(code: str, folder: Path) -> dict:
     if proc.returncode:
         lines = (folder / "engine.log").read_text(errors="replace").strip().splitlines()
         raise SystemExit(f"the engine's run failed (exit {proc.returncode}): {lines[-1] if lines else ''}")
-    figures = json.loads(out.strip().splitlines()[-1])
+    figures = _last_json(out)
     figures["peak_rss_mb"] = round(peak["total"] / 2**20)
     if peak["jvm"]:
         figures["jvm_peak_rss_mb"] = round(peak["jvm"] / 2**20)
     return figures
+
+
+def _last_json(out: str) -> dict:
+    """The engine's figures: the last line of its output that is a JSON object (Spark and the
+    JVM may print their own lines after it, as they shut down)."""
+    for line in reversed(out.strip().splitlines()):
+        try:
+            found = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(found, dict):
+            return found
+    raise SystemExit(f"the engine printed no figures; its last output: {out.strip()[-300:]!r}")
 
 
 def bench(
