@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from app.access import LOCAL, AccessContext
 from app.aggregate import cell_month_counts, check_hex_res, dataset_units, ward_month_counts
 from app.disclosure import DEFAULT_RULE, PROTECTED, Rule
 from app.filters import Filter, FilterError, datasets_in, validate
@@ -116,11 +117,13 @@ def load_series(
     res: int | None,
     agency: str | None = None,
     rule: Rule = DEFAULT_RULE,
+    access: AccessContext = LOCAL,
 ) -> Series:
     """Monthly counts of ``dataset`` (one ``agency`` of it, or all) per cell at ``res`` or, with
-    ``res`` None, per ward; protected datasets as released figures."""
-    f = validate(con, Filter(datasets=(dataset,), agencies=(agency,) if agency else ()))
-    unit = _the_dataset(con, dataset)
+    ``res`` None, per ward, as the viewer ``access`` sees them: a protected dataset as released
+    figures, unless the viewer's agency owns it (then exactly, as its counts are)."""
+    f = validate(con, Filter(datasets=(dataset,), agencies=(agency,) if agency else (), access=access))
+    unit = _the_dataset(con, dataset, access)
     months, note = covered_months(con, f)
     if res is None:
         wards = con.execute("SELECT code, geom_wkb FROM wards ORDER BY code").fetchall()
@@ -130,7 +133,7 @@ def load_series(
         adjacency = ward_weights([shapely.from_wkb(bytes(w[1])) for w in wards])
         counts = ward_month_counts(con, f).rename(columns={"ward_code": "place"})
     else:
-        places = study_area_cells(con, check_hex_res(res))
+        places = study_area_cells(con, check_hex_res(res), access)
         adjacency = kring_weights(places, 1)
         counts = cell_month_counts(con, f, res).rename(columns={"h3": "place"})
         counts["place"] = counts["place"].astype("uint64")
@@ -141,8 +144,8 @@ def load_series(
     return Series(places, months, values, neighbours, protected, note)
 
 
-def _the_dataset(con: duckdb.DuckDBPyConnection, dataset: str) -> dict:
-    row = datasets_in(con, Filter(datasets=(dataset,))).iloc[0]
+def _the_dataset(con: duckdb.DuckDBPyConnection, dataset: str, access: AccessContext = LOCAL) -> dict:
+    row = datasets_in(con, Filter(datasets=(dataset,), access=access)).iloc[0]
     if row["kind"] != "demand":
         raise ForecastError(f"forecasts are made for demand datasets; '{dataset}' is {row['kind']}")
     return row.to_dict()

@@ -162,10 +162,11 @@ def viewer_series(
     """Monthly counts of ``dataset`` (one ``agency`` of it, or all) per place as ``access`` sees
     them: exact where the viewer's agency owns a protected dataset, released otherwise.
 
-    The places, months and neighbours are the forecasts' own (``fc.load_series``, or ``frame``
-    when the caller has them already); only the counts are read again under the viewer's
-    filter, whose ``sharing`` says whether they see the dataset exactly."""
-    frame = frame or fc.load_series(con, dataset, res, None, rule)
+    Without ``frame`` this is ``fc.load_series`` for the viewer. With it (the places, months
+    and neighbours an export already has for the dataset's first agency), only the counts are
+    read, under the viewer's filter, whose ``sharing`` says whether they see the dataset exactly."""
+    if frame is None:
+        return fc.load_series(con, dataset, res, agency, rule, access)
     f = validate(con, Filter(datasets=(dataset,), agencies=(agency,) if agency else (), access=access))
     sharing = datasets_in(con, f).iloc[0]["sharing"]
     if res is None:
