@@ -18,9 +18,11 @@ import pandas as pd
 from app import store
 from app.disclosure import (
     DEFAULT_RULE,
+    OTHER_AGENCIES,
     PROTECTED,
     Rule,
     agency_rows,
+    agency_table,
     apply,
     apply_listed,
     fold_agencies,
@@ -54,22 +56,30 @@ def _folded(
     read: Callable[[Filter], pd.DataFrame],
     sums: tuple[str, ...] = ("count", "weight"),
     keys: tuple[str, ...] = ("cell_key",),
+    order: tuple[str, ...] = (),
 ) -> pd.DataFrame:
     """``read`` (a store scan) under the validated filter ``f``, with each rare agency of a file
     the viewer sees released counted under one plain unit (``disclosure.fold_agencies``):
-    whatever table or file it reaches, such an agency is never named and never its own row."""
-    rare = rare_agencies(con, f.access)
-    if not rare:
+    whatever table or file it reaches, such an agency is never named and never its own row.
+
+    The plain unit is listed for every such file, rare agency or not, wherever its units are
+    (every ward, every period covered): otherwise its presence alone would tell partners that
+    the file holds an agency with one to four records."""
+    several = agency_table(con, f.access)
+    if not several:
         return read(f)
-    frame = read(f.with_(agencies=agency_rows(con, f.agencies, f.access)))
-    return fold_agencies(frame, rare, f.agencies, sums, keys)
+    others = tuple(sorted(several)) if not f.agencies or OTHER_AGENCIES in f.agencies else ()
+    frame = read(f.with_(agencies=agency_rows(con, f.agencies, f.access), other_units=others))
+    return fold_agencies(frame, rare_agencies(con, f.access), f.agencies, sums, keys, order)
 
 
 def raw_hex_counts(con: duckdb.DuckDBPyConnection, f: Filter, res: int) -> pd.DataFrame:
     """Exact counts per cell, dataset and agency (a file may name an agency per row), for use
     inside the engine only."""
     res = check_hex_res(res)
-    return _folded(con, validate(con, f), lambda g: store.hex_counts(con, g, res))
+    return _folded(
+        con, validate(con, f), lambda g: store.hex_counts(con, g, res), order=("h3", "dataset", "agency")
+    )
 
 
 def hex_aggregate(
@@ -206,6 +216,7 @@ def ward_counts(
         lambda g: store.ward_window_counts(con, g, by_dataset, ids, windows),
         sums=("count", *(f"count_{i}" for i in n)),
         keys=("cell_key", *(f"cell_key_{i}" for i in n)),
+        order=("ward_code", "dataset", "agency"),
     )
     if by_dataset:
         return frame
@@ -220,7 +231,7 @@ def dataset_units(con: duckdb.DuckDBPyConnection, f: Filter) -> pd.DataFrame:
     whether or not the filter finds records of it."""
     f = validate(con, f)
     ids = datasets_in(con, f)["id"].tolist()
-    return _folded(con, f, lambda g: store.units(con, ids, g.agencies, g.access))
+    return _folded(con, f, lambda g: store.units(con, ids, g), order=("dataset", "agency"))
 
 
 def _place(ward: str | None, cell: str | int | None) -> tuple[int | None, int | None]:
@@ -243,7 +254,12 @@ def category_counts(
     cell; protected, and a protected dataset's category listed only where its figure is
     released (a category with fewer records, zero included, is left out)."""
     cell_int, res = _place(ward, cell)
-    frame = _folded(con, validate(con, f), lambda g: store.category_counts(con, g, ward, cell_int, res))
+    frame = _folded(
+        con,
+        validate(con, f),
+        lambda g: store.category_counts(con, g, ward, cell_int, res),
+        order=("-count", "dataset", "agency", "category"),
+    )
     return apply_listed(frame, rule)
 
 
@@ -268,7 +284,12 @@ def time_series(
     f = validate(con, f)
     cell_int, res = _place(ward, cell)
     ids = datasets_in(con, f)["id"].tolist()
-    frame = _folded(con, f, lambda g: store.period_counts(con, g, FREQS[freq], ward, cell_int, res, ids))
+    frame = _folded(
+        con,
+        f,
+        lambda g: store.period_counts(con, g, FREQS[freq], ward, cell_int, res, ids),
+        order=("period", "dataset", "agency"),
+    )
     return apply(frame, rule)
 
 
@@ -277,10 +298,20 @@ def cell_month_counts(con: duckdb.DuckDBPyConnection, f: Filter, res: int) -> pd
     of each group (for releasing protected figures); for use inside the engine only (forecasts
     train on these, after ``Rule.release`` for protected datasets)."""
     res = check_hex_res(res)
-    return _folded(con, validate(con, f), lambda g: store.cell_month_counts(con, g, res))
+    return _folded(
+        con,
+        validate(con, f),
+        lambda g: store.cell_month_counts(con, g, res),
+        order=("h3", "month", "dataset", "agency"),
+    )
 
 
 def ward_month_counts(con: duckdb.DuckDBPyConnection, f: Filter) -> pd.DataFrame:
     """Exact counts per ward, calendar month, dataset and agency, with each group's cell key;
     for use inside the engine only (see ``cell_month_counts``)."""
-    return _folded(con, validate(con, f), lambda g: store.ward_month_counts(con, g))
+    return _folded(
+        con,
+        validate(con, f),
+        lambda g: store.ward_month_counts(con, g),
+        order=("ward_code", "month", "dataset", "agency"),
+    )

@@ -184,7 +184,11 @@ def most_restrictive(sharing: pd.Series) -> str:
 # would so tell every partner that it has records there at all, and how few. As with a rare
 # category, such an agency is not offered: for a viewer who sees the file released, its
 # records are counted under one plain unit, ``OTHER_AGENCIES``, on every surface alike; the
-# owning agency, who sees the file exactly, sees every agency by name.
+# owning agency, who sees the file exactly, sees every agency by name. The plain unit is
+# offered and listed for every such file, whether or not it holds a rare agency (its figures
+# then read "fewer than 5", as a zero of any protected unit does), so that its presence tells
+# nothing either. Which files those are is decided by the catalogue (the file declares
+# ``agency_column``), never by the records.
 
 OTHER_AGENCIES = "Other agencies"
 _AGENCY_TABLES: dict[tuple, dict[str, dict[str, int]]] = {}  # (file, version, datasets) -> counts
@@ -194,8 +198,9 @@ def agency_table(
     con: duckdb.DuckDBPyConnection, access: AccessContext | None = None
 ) -> dict[str, dict[str, int]]:
     """Records per agency in each dataset whose agencies may be folded for this viewer: a
-    dataset they see released (partners' or restricted, not theirs) whose rows name two
-    agencies or more.
+    dataset they see released (partners' or restricted, not theirs) whose catalogue entry
+    names an agency per row (``agency_column``), however many agencies its rows name (a
+    file with no records is listed with none).
 
     Counted over the whole file, never under a filter, so which agencies are rare does not
     depend on what is asked. Every aggregate asks, so the answer is kept: per store folder
@@ -229,12 +234,11 @@ def _agency_table(con: duckdb.DuckDBPyConnection, access: AccessContext | None) 
     if key[0] and key in _AGENCY_TABLES:
         return _AGENCY_TABLES[key]
     several = tuple(sorted(store.several_agency_datasets(con) & set(ids)))
-    table: dict[str, dict[str, int]] = {}
+    table: dict[str, dict[str, int]] = {d: {} for d in several}
     if several:
         only = AccessContext(visible=several, local=False)  # those datasets, at their own level
         for dataset, agency, n, _ in store.agency_counts_by_dataset(con, only):
-            table.setdefault(dataset, {})[agency] = int(n)
-    table = {d: agencies for d, agencies in table.items() if len(agencies) > 1}
+            table[dataset][agency] = int(n)
     if key[0]:
         if len(_AGENCY_TABLES) > 32:
             _AGENCY_TABLES.clear()
@@ -258,14 +262,15 @@ def rare_agencies(
 def offered_agencies(con: duckdb.DuckDBPyConnection, access: AccessContext | None = None) -> set[str]:
     """The agency names a viewer may choose or see: every agency their datasets' records name,
     except one named only as a rare agency of a file they see released, and
-    ``OTHER_AGENCIES`` where such an agency exists."""
+    ``OTHER_AGENCIES`` wherever they see a file of several agencies released (whether or not
+    it holds a rare agency)."""
     from app import store
 
     names = set(store.agencies(con, access))
-    rare = rare_agencies(con, access)
-    if not rare:
-        return names
     table = agency_table(con, access)
+    if not table:
+        return names
+    rare = rare_agencies(con, access)
     for name in {a for agencies in rare.values() for a in agencies}:
         elsewhere = set(store.datasets_naming(con, (name,), access)) - set(table)
         plainly = any(name in agencies and name not in rare.get(d, ()) for d, agencies in table.items())
@@ -288,7 +293,7 @@ def datasets_naming(
     found = set(store.datasets_naming(con, plain, access)) - set(table) if plain else set()
     for dataset, agencies in table.items():
         plainly = any(n in agencies and n not in rare.get(dataset, ()) for n in plain)
-        if plainly or (OTHER_AGENCIES in names and rare.get(dataset)):
+        if plainly or OTHER_AGENCIES in names:
             found.add(dataset)
     return found
 
@@ -297,12 +302,14 @@ def agency_rows(
     con: duckdb.DuckDBPyConnection, agencies: tuple[str, ...], access: AccessContext | None = None
 ) -> tuple[str, ...]:
     """The agency names to look for in the records when a viewer chooses ``agencies``:
-    ``OTHER_AGENCIES`` stands for every rare agency of the files they see released."""
+    ``OTHER_AGENCIES`` stands for every rare agency of the files they see released. It stays
+    in the list (no record bears it): chosen alone where no agency is rare, an empty list would
+    mean every agency."""
     if OTHER_AGENCIES not in agencies:
         return agencies
     rare = rare_agencies(con, access)
     extra = sorted({a for found in rare.values() for a in found} - set(agencies))
-    return tuple(a for a in agencies if a != OTHER_AGENCIES) + tuple(extra)
+    return tuple(agencies) + tuple(extra)
 
 
 def fold_agencies(
@@ -311,12 +318,17 @@ def fold_agencies(
     chosen: tuple[str, ...] = (),
     sums: tuple[str, ...] = ("count", "weight"),
     keys: tuple[str, ...] = ("cell_key",),
+    order: tuple[str, ...] = (),
 ) -> pd.DataFrame:
     """``frame`` (with ``dataset`` and ``agency`` columns) with each rare agency of a dataset
     counted under ``OTHER_AGENCIES``: counts and weights added, cell keys combined by XOR
     (so the folded figure is released like any count of those records). When the viewer
     chose agencies (``chosen``) without choosing ``OTHER_AGENCIES``, the folded rows are left
-    out: they were found only because a rare agency shares a name chosen elsewhere."""
+    out: they were found only because a rare agency shares a name chosen elsewhere.
+
+    ``order`` is the frame's sort (columns, ``-`` before one sorted descending): the folded
+    rows are sorted again under their plain name, or where they stand would tell where the
+    rare agency's own name sorts."""
     if not rare or frame.empty or not {"dataset", "agency"} <= set(frame.columns):
         return frame
     hit = np.fromiter(
@@ -333,13 +345,19 @@ def fold_agencies(
     summed = [c for c in sums if c in out.columns]
     xored = [c for c in keys if c in out.columns]
     if not summed and not xored:
-        return out.drop_duplicates(ignore_index=True)
-    by = [c for c in out.columns if c not in summed and c not in xored]
-    spec = {c: "sum" for c in summed} | {c: _xor_all for c in xored}
-    folded = out.groupby(by, sort=False, dropna=False, as_index=False).agg(spec)
-    for c in xored:
-        folded[c] = folded[c].to_numpy(dtype=np.uint64)
-    return folded[list(frame.columns)]
+        folded = out.drop_duplicates(ignore_index=True)
+    else:
+        by = [c for c in out.columns if c not in summed and c not in xored]
+        spec = {c: "sum" for c in summed} | {c: _xor_all for c in xored}
+        folded = out.groupby(by, sort=False, dropna=False, as_index=False).agg(spec)
+        for c in xored:
+            folded[c] = folded[c].to_numpy(dtype=np.uint64)
+        folded = folded[list(frame.columns)]
+    if order:
+        columns = [c.lstrip("-") for c in order]
+        ascending = [not c.startswith("-") for c in order]
+        folded = folded.sort_values(columns, ascending=ascending, kind="stable", ignore_index=True)
+    return folded
 
 
 def _xor_all(values: pd.Series) -> np.uint64:

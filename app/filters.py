@@ -40,6 +40,10 @@ class Filter:
     # The datasets that the category choice applies to, set by ``validate``: a dataset that
     # holds none of the chosen categories is kept whole, not emptied. None: every dataset.
     category_scope: tuple[str, ...] | None = None
+    # The datasets whose "Other agencies" unit is listed whether or not it holds a record, set
+    # by the engine (``app.aggregate``) for the files of several agencies a viewer sees
+    # released, so that its presence never tells that a rare agency exists.
+    other_units: tuple[str, ...] = ()
     # Who is looking: which datasets they may see, and which protected ones they see exactly.
     access: AccessContext = LOCAL
 

@@ -366,9 +366,7 @@ def _load_dataset_atomically(
         con.execute("BEGIN TRANSACTION")
         in_transaction = True
         _delete_rows(con, ds.id)
-        files = [
-            write_file(con, ds, p, h, n) for p, h, n in zip(prepared, hashes, source_names, strict=True)
-        ]
+        files = [write_file(con, ds, p, h, n) for p, h, n in zip(prepared, hashes, source_names, strict=True)]
         report = _dataset_report(con, ds, files, time.perf_counter() - started)
         if report["rows_loaded"] == 0:
             raise SourceError(_all_quarantined(con, ds, report))

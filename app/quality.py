@@ -16,6 +16,7 @@ import shapely
 
 from app import store
 from app.access import AccessContext
+from app.disclosure import OTHER_AGENCIES, agency_table
 from app.ingest import REASONS
 
 
@@ -190,7 +191,9 @@ def dataset_agencies(
     order, so that the list tells neither that an agency has one to four records nor how the
     agencies rank. A file that holds several agencies (``agency_column``) has one catalogue
     agency, but its rows say whose they are. Only the datasets the viewer (``access``) may see;
-    a protected one they see exactly lists every agency."""
+    a protected one they see exactly lists every agency. A file of several agencies they see
+    released also lists the plain unit its rare agencies are counted under, rare agency or
+    not (``app.disclosure.OTHER_AGENCIES``)."""
     rows = store.agency_counts_by_dataset(con, access)
     found: dict[str, list[str]] = {}
     for dataset, agency, n, sharing in rows:
@@ -199,6 +202,8 @@ def dataset_agencies(
                 found[dataset] = sorted([*found.get(dataset, []), agency])
         else:
             found.setdefault(dataset, []).append(agency)
+    for dataset in agency_table(con, access):
+        found[dataset] = [*found.get(dataset, []), OTHER_AGENCIES]
     return found
 
 

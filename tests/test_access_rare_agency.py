@@ -4,8 +4,9 @@ A partner agency sees the file released. Through every surface that lists agenci
 agency choices, the dataset label, the early-warning and priorities pickers, hex, ward, trend
 and category tables, hotspots per agency, exports and the forecast export) the rare agency's
 name never appears, choosing it is refused as a typo is, and the plain unit it is counted
-under ("Other agencies") has no released figure that would give its count away. The owning
-agency sees it by name, exactly."""
+under ("Other agencies") has no released figure that would give its count away. The plain
+unit is there for the same file without a rare agency too, listed alike, so its presence
+tells nothing. The owning agency sees every agency by name, exactly."""
 
 from __future__ import annotations
 
@@ -34,13 +35,11 @@ RARE = "Harbourside Mediation Trust"  # two records in the whole file
 ROWS = 4000
 
 
-@pytest.fixture(scope="module")
-def shared_db(small_demo, tmp_path_factory):
+def _shared_warehouse(small_demo, root, rare_rows: int):
     """A warehouse of one partners' file whose rows name their agency: most the police's
-    (the file's owner), many the ambulance service's, two a small trust's."""
+    (the file's owner), many the ambulance service's, and ``rare_rows`` a small trust's."""
     from app.ingest import load
 
-    root = tmp_path_factory.mktemp("rare")
     (root / "demo").mkdir()
     shutil.copy(small_demo / "demo" / "wards.geojson", root / "demo" / "wards.geojson")
     raw = pd.read_csv(small_demo / "demo" / "police_crime.csv", dtype=str)
@@ -50,7 +49,7 @@ def shared_db(small_demo, tmp_path_factory):
     clean = raw[lat.notna() & lon.notna() & when.notna() & raw["category"].notna()]
     clean = clean.iloc[:: max(1, len(clean) // ROWS)].head(ROWS).copy()  # every month of the file
     handled = np.where(np.arange(len(clean)) % 3 == 0, MIDDLE, "").astype(object)  # blank: the owner
-    handled[[100, 2000]] = RARE
+    handled[[100, 2000][:rare_rows]] = RARE
     clean["handled_by"] = handled
     clean.to_csv(root / "demo" / "shared_calls.csv", index=False)
     (root / "catalog.toml").write_text(
@@ -84,6 +83,20 @@ def shared_db(small_demo, tmp_path_factory):
     db = root / "warehouse.duckdb"
     load(root / "catalog.toml", db)
     return db
+
+
+@pytest.fixture(scope="module")
+def shared_db(small_demo, tmp_path_factory):
+    """The file with two records of the small trust."""
+    return _shared_warehouse(small_demo, tmp_path_factory.mktemp("rare"), 2)
+
+
+@pytest.fixture(scope="module")
+def plain_con(small_demo, tmp_path_factory):
+    """The same file with no rare agency: the trust's two rows are left as they were."""
+    connection = open_readonly(_shared_warehouse(small_demo, tmp_path_factory.mktemp("plain"), 0))
+    yield connection
+    connection.close()
 
 
 @pytest.fixture(scope="module")
@@ -215,3 +228,60 @@ def test_folding_adds_counts_and_combines_keys():
     assert folded["cell_key"].dtype == np.uint64
     # Chosen by another name, a rare agency's rows are not shown under the plain unit.
     assert set(fold_agencies(frame, {"d": frozenset({"B", "C"})}, ("A",))["agency"]) == {"A"}
+
+
+def _listing(frame: pd.DataFrame, columns: list[str]) -> list[tuple]:
+    """Which rows a table lists (not their figures), and whether each is suppressed."""
+    return sorted(map(tuple, frame[[*columns, "suppressed"]].astype(str).to_numpy().tolist()))
+
+
+@pytest.mark.parametrize("viewer", [PARTNER, LOCAL], ids=["partner", "local"])
+@pytest.mark.parametrize(
+    "chosen", [(), (OTHER_AGENCIES,), (OWNER, OTHER_AGENCIES)], ids=["all", "other", "two"]
+)
+def test_a_file_without_a_rare_agency_lists_the_plain_unit_alike(con, plain_con, viewer, chosen):
+    """Attack: compare what a partner is shown of the file with two records of a small trust
+    and of the same file without them. Whether the plain unit is offered, which rows of it
+    are listed and that each is suppressed are the same: nothing tells which file is which."""
+    assert validate(con, Filter(agencies=chosen, access=viewer))  # the unit may be chosen in both
+    assert validate(plain_con, Filter(agencies=chosen, access=viewer))
+    f = Filter(agencies=chosen, access=viewer)
+    assert quality.dataset_agencies(con, access=viewer) == quality.dataset_agencies(plain_con, access=viewer)
+    assert set(ew.units(con, f)["agency"]) == set(ew.units(plain_con, f)["agency"])
+    assert pr.demand_agencies(con, viewer) == pr.demand_agencies(plain_con, viewer)
+    assert datasets_in(con, f)["id"].tolist() == datasets_in(plain_con, f)["id"].tolist() == [DATASET]
+    units = aggregate.dataset_units(con, f)
+    assert units.equals(aggregate.dataset_units(plain_con, f))
+    assert (OTHER_AGENCIES in set(units["agency"])) == (not chosen or OTHER_AGENCIES in chosen)
+    shown = {}
+    for name, c in (("rare", con), ("plain", plain_con)):
+        wards = aggregate.ward_aggregate(c, f)
+        series = aggregate.time_series(c, f, "month")
+        other_wards = wards[wards["agency"] == OTHER_AGENCIES]
+        other_months = series[series["agency"] == OTHER_AGENCIES]
+        assert other_wards["suppressed"].all() and other_wards["count"].isna().all()
+        assert other_months["suppressed"].all()
+        assert OTHER_AGENCIES not in _names(aggregate.hex_aggregate(c, f, 8))
+        assert OTHER_AGENCIES not in _names(aggregate.category_counts(c, f))
+        shown[name] = (
+            _listing(wards, ["ward_code", "dataset", "agency"]),
+            _listing(series, ["period", "dataset", "agency"]),
+        )
+    assert shown["rare"] == shown["plain"]
+
+
+def test_the_plain_units_forecast_is_the_same_with_or_without_a_rare_agency(con, plain_con):
+    frames = [
+        forecast_cli.build_forecast_export(c, DATASET, None, months=12, access=PARTNER).frame
+        for c in (con, plain_con)
+    ]
+    other = [f[f["agency"] == OTHER_AGENCIES].reset_index(drop=True) for f in frames]
+    assert len(other[0]) > 0
+    pd.testing.assert_frame_equal(other[0], other[1])
+
+
+def test_the_owner_sees_no_plain_unit_in_a_file_without_a_rare_agency(plain_con):
+    assert OTHER_AGENCIES not in quality.dataset_agencies(plain_con, access=OWNER_CTX)[DATASET]
+    with pytest.raises(FilterError):
+        validate(plain_con, Filter(agencies=(OTHER_AGENCIES,), access=OWNER_CTX))
+    assert OTHER_AGENCIES not in _names(aggregate.ward_aggregate(plain_con, Filter(access=OWNER_CTX)))

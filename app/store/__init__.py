@@ -161,20 +161,15 @@ def _agency_counts_by_dataset(con: duckdb.DuckDBPyConnection, access) -> tuple[t
 
 
 def several_agency_datasets(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
-    """The datasets whose records name an agency of their own on some row (``agency_column``),
-    the only ones whose agencies can be rare (``app.disclosure.rare_agencies``). On a
-    warehouse file a row's agency is stored only where it differs from its file's, so the
-    answer reads the column's statistics and costs well under a millisecond when none does."""
+    """The datasets whose catalogue entry names an agency per row (``agency_column``), the
+    only ones whose agencies can be rare (``app.disclosure.rare_agencies``). Read from the
+    catalogue, never from the records: which agencies a file's rows name must not decide
+    whether its plain unit for rare agencies exists."""
     return facts.remembered(con, "several_agency_datasets", lambda: _several_agency_datasets(con))
 
 
 def _several_agency_datasets(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
-    if _warehouse(con):
-        sql = """SELECT DISTINCT f.dataset FROM event_files f WHERE f.file_no IN
-                 (SELECT DISTINCT file_no FROM event_rows WHERE agency IS NOT NULL)"""
-    else:
-        source, _ = _smallest(con)
-        sql = f"SELECT dataset FROM {source} GROUP BY dataset HAVING count(DISTINCT agency) > 1"
+    sql = "SELECT id FROM datasets WHERE json_extract_string(entry_json, '$.agency_column') IS NOT NULL"
     return frozenset(r[0] for r in con.execute(sql).fetchall())
 
 
@@ -348,7 +343,8 @@ def hex_counts(con: duckdb.DuckDBPyConnection, f: Filter, res: int) -> pd.DataFr
 
 # The (dataset, agency) pairs of the datasets listed in $ids: each file's agency where some of
 # its rows take it, and the ones its rows name where they differ (stored only then).
-# With $unit_agencies (a list, or NULL for all), only those agencies' pairs.
+# With $unit_agencies (a list, or NULL for all), only those agencies' pairs; and for each
+# dataset in $other_units, the plain unit of its rare agencies (``unit_params``).
 _UNITS_WAREHOUSE = """units AS (
     SELECT * FROM (
         SELECT DISTINCT f.dataset, f.agency FROM event_files f
@@ -357,10 +353,12 @@ _UNITS_WAREHOUSE = """units AS (
         UNION SELECT DISTINCT f.dataset, r.agency FROM event_rows r JOIN event_files f USING (file_no)
         WHERE r.agency IS NOT NULL AND list_contains($ids, f.dataset)
     ) WHERE $unit_agencies::VARCHAR[] IS NULL OR list_contains($unit_agencies::VARCHAR[], agency)
+    UNION SELECT unnest($other_units::VARCHAR[]) AS dataset, $other_name AS agency
 )"""
 _UNITS_STORE = """units AS (
     SELECT DISTINCT dataset, agency FROM {source} WHERE list_contains($ids, dataset)
     AND ($unit_agencies::VARCHAR[] IS NULL OR list_contains($unit_agencies::VARCHAR[], agency))
+    UNION SELECT unnest($other_units::VARCHAR[]) AS dataset, $other_name AS agency
 )"""
 
 
@@ -373,18 +371,30 @@ def _units_sql(con: duckdb.DuckDBPyConnection) -> str:
     return _UNITS_STORE.format(source=source)
 
 
-def units(
-    con: duckdb.DuckDBPyConnection, ids: list[str], agencies_chosen: tuple[str, ...], access=None
-) -> pd.DataFrame:
+def unit_params(ids: list[str], f: Filter) -> dict:
+    """The parameters of ``_units_sql``: the datasets ``ids``, the agencies ``f`` chooses, and
+    the datasets whose "Other agencies" unit is listed (``Filter.other_units``)."""
+    from app.disclosure import OTHER_AGENCIES
+
+    others = [d for d in f.other_units if d in set(ids)]
+    return {
+        "ids": ids,
+        "unit_agencies": list(f.agencies) or None,
+        "other_units": others,
+        "other_name": OTHER_AGENCIES,
+    }
+
+
+def units(con: duckdb.DuckDBPyConnection, ids: list[str], f: Filter) -> pd.DataFrame:
     """The (dataset, agency) pairs of the datasets ``ids``: one per dataset, or one per agency
     that a file of several agencies names, with each dataset's kind and sharing (as the viewer
-    sees it); only the agencies chosen, if any."""
-    rel, params = viewer_datasets_sql(access)
+    sees it); only the agencies ``f`` chooses, if any."""
+    rel, params = viewer_datasets_sql(_access(f))
     return con.execute(
         f"""WITH {_units_sql(con)}
             SELECT u.dataset, u.agency, d.kind, d.sharing
             FROM units u JOIN {rel} d ON d.id = u.dataset ORDER BY 1, 2""",
-        {**params, "ids": ids, "unit_agencies": list(agencies_chosen) or None},
+        {**params, **unit_params(ids, f)},
     ).df()
 
 
@@ -424,7 +434,7 @@ def ward_window_counts(
         joins.append(f"LEFT JOIN c{i} ON {on}")
     if by_dataset:
         rel, rel_params = viewer_datasets_sql(_access(f))
-        params.update(rel_params, ids=ids, unit_agencies=list(f.agencies) or None)
+        params.update(rel_params, **unit_params(ids, f))
         ctes.append(_units_sql(con))
         select = (
             "w.code AS ward_code, w.name AS ward_name, w.population, w.area_km2, "
@@ -498,8 +508,7 @@ def period_counts(
     # inside it with no record here is a zero (or a suppressed zero), outside it is no data.
     params["cover_start"] = dt.datetime.combine(f.start, dt.time()) if f.start else None
     params["cover_end"] = dt.datetime.combine(f.end, dt.time()) if f.end else None
-    params["ids"] = ids
-    params["unit_agencies"] = list(f.agencies) or None
+    params.update(unit_params(ids, f))
     tmin, tmax = span_sql("d")
     # Periods are cast to dates once per group, not once per record (a third of the time).
     return con.execute(
