@@ -82,7 +82,9 @@ DATASET_KEYS = {
     "thousands",
     "null_values",
     "ward_column",
+    "repeated_record_id",
 }
+REPEATS = ("keep", "quarantine")  # what a row that repeats an earlier row's record_id is
 REQUIRED_DATASET_KEYS = ("id", "title", "agency", "kind", "path", "time", "category", "sharing")
 
 
@@ -145,6 +147,9 @@ class Dataset:
     thousands: str | None = None
     null_values: tuple[str, ...] = ()
     ward_column: str | None = None  # the source's own ward (code or name), used instead of the point's
+    # "quarantine": a row whose record_id an earlier row of the dataset already loaded is the
+    # same record again (one row per victim of one shooting) and is quarantined, not counted.
+    repeated_record_id: str = "keep"
 
     @property
     def location_mode(self) -> str:
@@ -443,6 +448,11 @@ def _parse_dataset(entry: object, index: int, path: Path, base: Path, problems: 
     thousands = entry.get("thousands")
     if isinstance(thousands, str) and (len(thousands) != 1 or thousands in "0123456789.-+eE"):
         bad("thousands", "must be one character that is not a digit, sign or decimal point")
+    repeats = entry.get("repeated_record_id", "keep")
+    if _as_str(repeats) and repeats not in REPEATS:
+        bad("repeated_record_id", f"must be one of {', '.join(REPEATS)}, not '{repeats}'")
+    if repeats == "quarantine" and not _as_str(entry.get("record_id")):
+        bad("repeated_record_id", "needs a record_id column to tell repeated records by")
     null_values = entry.get("null_values", [])
     if not isinstance(null_values, list) or not all(isinstance(v, str) for v in null_values):
         bad("null_values", 'must be a list of strings, e.g. ["NULL", "N/A"]')
@@ -483,4 +493,5 @@ def _parse_dataset(entry: object, index: int, path: Path, base: Path, problems: 
         thousands=entry.get("thousands"),
         null_values=tuple(null_values),
         ward_column=entry.get("ward_column"),
+        repeated_record_id=repeats,
     )

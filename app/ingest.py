@@ -65,6 +65,8 @@ REASONS = {
     "bad_weight": "the weight is not a number",
     "swapped_coordinates": "outside the study area, but inside with latitude and longitude swapped",
     "outside_study_area": "the point lies outside every ward of the study area",
+    "repeated_record": "the record_id of a row loaded before it: the same record again "
+    "(the catalogue counts each record once)",
 }
 _NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 _POINT_RE = rf"^\(?\s*{_NUMBER}\s*,\s*{_NUMBER}\s*\)?$"  # "(51.33, -2.46)" or "51.33, -2.46"
@@ -442,7 +444,7 @@ def _drop_stage(con: duckdb.DuckDBPyConnection, name: str) -> None:
     con.execute(f"DROP VIEW IF EXISTS {name}")
     for table in (f"{name}_t", f"{name}_placed", f"{name}_src_rejects", f"{name}_src_scans"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
-    for suffix in ("_src", "_coords", "_fixed", "_outside", "_rejects_q", "_shift"):
+    for suffix in ("_src", "_coords", "_fixed", "_outside", "_repeats", "_rejects_q", "_shift"):
         with contextlib.suppress(Exception):
             con.unregister(name + suffix)
 
@@ -665,10 +667,17 @@ def write_file(
     """Append one prepared file's events and quarantined rows; return its counts. ``name`` is
     the file's name as its record keys are seeded with it (``app.record_key``)."""
     stage, file, placed = prepared.stage, str(prepared.file), prepared.placed
-    con.register(stage + "_outside", prepared.outside)
     con.register(stage + "_rejects_q", prepared.rejects)
     shifts = _register_shift(con, stage, prepared.rejects)
     file_no = con.execute("SELECT coalesce(max(file_no), 0) + 1 FROM event_files").fetchall()[0][0]
+    points = f"SELECT * FROM ({placed.inside}) UNION ALL BY NAME SELECT * FROM {stage}_fixed"
+    set_aside = prepared.outside  # placed rows quarantined: outside every ward, or repeats
+    if ds.repeated_record_id == "quarantine":
+        repeats = _repeated_rows(con, ds, points, placed.params, file_no)
+        set_aside = pa.concat_tables([set_aside, _reasons(repeats, "repeated_record")])
+        con.register(stage + "_repeats", pa.table({"__row": pa.array(repeats, pa.int64())}))
+        points = f"SELECT * FROM ({points}) p WHERE p.__row NOT IN (SELECT __row FROM {stage}_repeats)"
+    con.register(stage + "_outside", set_aside)
     con.execute("INSERT INTO event_files VALUES (?, ?, ?, ?, ?)", [file_no, ds.id, ds.agency, ds.kind, file])
     # A row's own agency is kept only where it differs from the dataset's (events falls back).
     agency, params = "NULL", {**placed.params, "file_no": file_no, "rk_seed": seed(ds.id, name)}
@@ -685,7 +694,6 @@ def write_file(
         f"$file_no, {agency}, p.__category, p.__ts, p.__lat, p.__lon, p.__weight, "
         f"p.__record_id, p.__h3, {ward}, p.__row, {RECORD_KEY_FUNCTION}($rk_seed::UBIGINT, p.__row)"
     )
-    points = f"SELECT * FROM ({placed.inside}) UNION ALL BY NAME SELECT * FROM {stage}_fixed"
     if ds.ward_column:
         _register_ward_keys(con)
     events_sql, shift_params = _file_rows(points, stage, shifts)
@@ -741,6 +749,27 @@ def write_file(
             f"SELECT count(*) FROM ({points}) p {ward_join} WHERE wk.ward_no IS NULL", placed.params
         ).fetchall()[0][0]
     return report
+
+
+def _repeated_rows(
+    con: duckdb.DuckDBPyConnection, ds: Dataset, points: str, params: dict, file_no: int
+) -> np.ndarray:
+    """The rows of a file (its validated, placed ``points``) whose record_id a row loaded
+    before it already holds: an earlier row of the file, or a row of an earlier file of the
+    dataset. The first valid row of a record is the one counted; a blank id repeats nothing."""
+    found = con.execute(
+        f"""SELECT __row FROM (
+                SELECT __row, __record_id,
+                       row_number() OVER (PARTITION BY __record_id ORDER BY __row) AS nth
+                FROM ({points}) WHERE __record_id IS NOT NULL)
+            WHERE nth > 1 OR __record_id IN (
+                SELECT r.record_id FROM event_rows r JOIN event_files f USING (file_no)
+                WHERE f.dataset = $repeat_dataset AND r.file_no < $repeat_file
+                  AND r.record_id IS NOT NULL)
+            ORDER BY __row""",
+        {**params, "repeat_dataset": ds.id, "repeat_file": file_no},
+    ).fetchnumpy()["__row"]
+    return np.asarray(found, dtype=np.int64)
 
 
 _WARD_KEYS = "__ward_keys"
@@ -923,8 +952,10 @@ def _blame_sql(ds: Dataset) -> tuple[str, dict]:
         WHEN reason LIKE '%coordinates' OR reason IN ('not_a_point', 'outside_study_area') THEN $coords_col
         WHEN reason LIKE '%time' THEN $time_col
         WHEN reason = 'bad_weight' THEN $weight_col
+        WHEN reason = 'repeated_record' THEN $record_col
     END"""
     params = {
+        "record_col": ds.record_id,
         "coords_col": _coord_columns(ds),
         "time_col": ds.time + (f"+{ds.time_of_day}" if ds.time_of_day else ""),
         "weight_col": ds.weight,
@@ -947,7 +978,9 @@ def _stage(
     With a placer, the same pass computes what placing each point needs (``Placer.digits``),
     and, unless ``keep_raw``, leaves out the file's own columns for valid points in coarse cells
     wholly inside one ward: they will all be loaded, so no quarantine needs their raw rows, and
-    the pass need not write most of the file's text a second time."""
+    the pass need not write most of the file's text a second time. A dataset that quarantines
+    repeated records keeps every raw row: any valid row may turn out to be a repeat."""
+    keep_raw = keep_raw or ds.repeated_record_id == "quarantine"
     params: dict = dict(source.params)
     a_txt, b_txt, a_num, b_num = _coords_sql(ds, params)
     t_txt, t_parsed = _time_sql(ds, source, params)

@@ -288,9 +288,10 @@ def test_nyc_shootings_backtest_meets_the_floors(tmp_path):
     result = fc.backtest(series, 60)
     chosen = result.scores[result.method]
     assert len(result.origins) == 60 and result.origins[0] == "2014-01"
-    # Measured on this study area: the 8,349 resolution-9 cells that overlap an NTA (12.77 / 9.34).
+    # The floors, on the 8,349 resolution-9 cells that overlap an NTA, each shooting
+    # incident counted once (13.77 / 9.61 measured).
     assert len(series.places) == 8349
-    assert chosen["pai_1"] >= 12.7 and chosen["pai_5"] >= 9.3
+    assert chosen["pai_1"] >= 13.1 and chosen["pai_5"] >= 9.4
     assert all(chosen["pai_1"] >= result.scores[b]["pai_1"] for b in fc.BASELINES)
     assert chosen["pai_1"] > 5 * result.scores["random"]["pai_1"]
 

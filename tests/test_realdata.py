@@ -195,7 +195,15 @@ def test_nyc_agency_column_and_three_time_layouts(tmp_path):
     water = pd.read_csv(folder / "311_Water_Quality_complaints_2010-2016.csv")
     assert ds["water_quality"]["rows_loaded"] == _inside(water.Latitude, water.Longitude, nta) == 7_513
     shots = pd.read_csv(folder / "NYPD_Shooting_Incident_Data__Historic_.csv")
-    assert ds["shootings"]["rows_loaded"] == _inside(shots.Latitude, shots.Longitude, nta) == 20_658
+    # One row per victim: each incident (INCIDENT_KEY) inside the city is counted once.
+    inside = _inside_mask(shots.Latitude, shots.Longitude, nta)
+    incidents = shots.loc[inside, "INCIDENT_KEY"].nunique()
+    assert inside.sum() == 20_658
+    assert ds["shootings"]["rows_loaded"] == incidents == 16_254
+    assert ds["shootings"]["quarantined_by_reason"] == {
+        "repeated_record": 20_658 - incidents,
+        "outside_study_area": 1,
+    }
 
     from app.warehouse import connect
 

@@ -153,6 +153,20 @@ def test_bath_same_in_both_engines(spark, tmp_path):
 
 
 @pytest.mark.slow
+def test_repeated_records_same_in_both_engines(spark, small_demo, tmp_path):
+    """A dataset that counts each record once, in two files: a row of the second file that
+    repeats one of the first is quarantined by Spark as by DuckDB, though Spark loads each
+    file in a task of its own."""
+    from test_repeated_records import city_with_repeats
+
+    catalog, expected = city_with_repeats(small_demo, tmp_path / "city")
+    duck, spark_store, report = _both_engines(spark, catalog, tmp_path)
+    (ds,) = report["datasets"]
+    assert ds["quarantined_by_reason"]["repeated_record"] == sum(map(len, expected["repeats"].values()))
+    _assert_same_tables(duck, spark_store)
+
+
+@pytest.mark.slow
 def test_failed_dataset_reported_as_duckdb_does(spark, small_demo, tmp_path):
     """A dataset none of whose rows load (a time format that matches nothing) and one whose file
     cannot be read (it is empty) fail with the DuckDB engine's words; the other loads."""

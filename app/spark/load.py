@@ -142,8 +142,12 @@ def _tasks(catalog, file_hashes: dict[str, list[str]]) -> list[FileTask]:
     uploaded = ingest._uploaded_ids(catalog)
     for ds in catalog.datasets:
         names = ingest._source_names(catalog, ds, uploaded)
-        for file, sha, name in zip(ds.files, file_hashes[ds.id], names, strict=True):
-            tasks.append(FileTask(len(tasks), ds, Path(file), sha, name))
+        files = [
+            (Path(f), sha, name) for f, sha, name in zip(ds.files, file_hashes[ds.id], names, strict=True)
+        ]
+        for i, (file, sha, name) in enumerate(files):
+            earlier = tuple(files[:i]) if ds.repeated_record_id == "quarantine" else ()
+            tasks.append(FileTask(len(tasks), ds, file, sha, name, earlier))
     return tasks
 
 

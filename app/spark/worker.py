@@ -75,6 +75,11 @@ class FileTask:
     file: Path
     sha256: str
     source_name: str  # the name the file's record keys are seeded with (app.record_key)
+    # The dataset's files before this one (file, sha256, source name) where its repeated records
+    # are quarantined: whether a row repeats one depends on what they loaded, so the task loads
+    # them first (``app.ingest.write_file``), as the DuckDB engine has by then, and keeps only
+    # its own file's rows.
+    earlier: tuple[tuple[Path, str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,11 @@ def run_task(
         placer = Placer(con, area.wards, index)
         stage = "stage_0"
         try:
+            for file, sha256, name in task.earlier:  # what this file's repeats are judged against
+                with contextlib.suppress(Exception):  # the earlier file's own task reports its error
+                    before = ingest.prepare_file(con, task.dataset, file, stage, placer, now)
+                    ingest.write_file(con, task.dataset, before, sha256, name)
+                ingest._drop_stage(con, stage)
             prepared = ingest.prepare_file(con, task.dataset, task.file, stage, placer, now)
             report = ingest.write_file(con, task.dataset, prepared, task.sha256, task.source_name)
         except Exception as exc:  # the DuckDB engine fails the dataset on any error of a file
@@ -136,7 +146,8 @@ def _event_batches(con: duckdb.DuckDBPyConnection, task: FileTask) -> Iterator[p
     reader = con.sql(
         f"""SELECT dataset, agency, kind, category, ts, lat, lon, weight, record_id,
                    h3, ward_code, source_file, source_row, {signed_sql("rkey")} AS rkey
-            FROM events"""
+            FROM events WHERE source_file = $file""",
+        params={"file": str(task.file)},
     ).to_arrow_reader(_BATCH)
     for batch in reader:
         if not len(batch):
@@ -154,7 +165,8 @@ def _event_batches(con: duckdb.DuckDBPyConnection, task: FileTask) -> Iterator[p
 def _quarantine_batches(con: duckdb.DuckDBPyConnection, task: FileTask) -> Iterator[pa.RecordBatch]:
     reader = con.sql(
         """SELECT dataset, source_file, source_row, reason, column_name, raw
-           FROM quarantine ORDER BY source_row"""
+           FROM quarantine WHERE source_file = $file ORDER BY source_row""",
+        params={"file": str(task.file)},
     ).to_arrow_reader(_BATCH)
     for batch in reader:
         if len(batch):
