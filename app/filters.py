@@ -17,6 +17,7 @@ import pandas as pd
 from app import store
 from app.access import LOCAL, AccessContext
 from app.disclosure import DEFAULT_RULE, PROTECTED, datasets_naming, offered_agencies
+from app.store import facts
 from app.store.duckdb import where_sql
 
 KINDS = ("demand", "intervention")
@@ -168,7 +169,13 @@ def datasets_in(con: duckdb.DuckDBPyConnection, f: Filter) -> pd.DataFrame:
     """The catalogue rows that the filter's dataset, agency and kind choices let through, with
     the first and last time of each dataset's records (``time_min``, ``time_max``, from its
     load report). What a filter selects is decided by these choices alone, never by which
-    records it finds: a partner's dataset with no record under a filter is still selected."""
+    records it finds: a partner's dataset with no record under a filter is still selected.
+    A catalogue answer, so an opened store keeps it (``app.store.facts``)."""
+    key = ("datasets_in", f.datasets, f.kinds, f.agencies, facts.access_key(f.access))
+    return facts.remembered(con, key, lambda: _datasets_in(con, f)).copy()
+
+
+def _datasets_in(con: duckdb.DuckDBPyConnection, f: Filter) -> pd.DataFrame:
     frame = store.datasets(con, f.access).drop(columns=["title"])
     if f.datasets:
         frame = frame[frame["id"].isin(f.datasets)]
@@ -255,6 +262,11 @@ def covered_spans(con: duckdb.DuckDBPyConnection, f: Filter) -> pd.DataFrame:
     report. A month the data enters after its first week or leaves before its last week is
     not counted as covered; a last record on the first of a month at midnight is a monthly
     file's (police.uk dates every record to its month's first day), which covers that month."""
+    key = ("covered_spans", f.datasets, f.kinds, f.agencies, facts.access_key(f.access))
+    return facts.remembered(con, key, lambda: _covered_spans(con, f)).copy()
+
+
+def _covered_spans(con: duckdb.DuckDBPyConnection, f: Filter) -> pd.DataFrame:
     frame = datasets_in(con, f).dropna(subset=["time_min", "time_max"])
     titles = dict(con.execute("SELECT id, title FROM datasets").fetchall())
     starts = pd.to_datetime(frame["time_min"])

@@ -111,6 +111,10 @@ def connect(
     con.execute("SET memory_limit = ?", [memory_limit])
     # DuckDB's own bar would draw over the load's progress line on a terminal.
     con.execute("SET enable_progress_bar = false")
+    if read_only:  # its answers stay true while it is open (``app.store.facts``)
+        from app.store import facts
+
+        facts.mark(con)
     return session(con, read_only)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +16,11 @@ import pytest
 from conftest import REPO
 
 from app import export, store
-from app.access import AccessContext
+from app.access import LOCAL, AccessContext
 from app.filters import Filter, validate, with_period
 from app.store import layout
 from app.store.duckdb import open_any
-from app.warehouse import open_readonly
+from app.warehouse import open_readonly, session
 
 
 @pytest.fixture(scope="module")
@@ -168,18 +169,25 @@ def test_a_period_beyond_the_data_reads_the_rollups(demo_store, small_demo_db):
         _same(store.hex_counts(wh, inside, 9), store.hex_counts(st, inside, 9))
 
 
-def test_catalogue_answers_are_kept_per_store(demo_store, small_demo_db):
+def test_catalogue_answers_are_kept_per_store(demo_store, small_demo_db, tmp_path):
     """A store's catalogue answers are worked out once and shared by its cursors (the dashboard
-    reads through a new cursor per call); they equal the answers asked afresh, and a
-    warehouse file is asked every time."""
+    reads through a new cursor per call); they equal the answers asked afresh. So are a
+    warehouse file's opened read-only (it reads its snapshot while open); a warehouse opened
+    for writing is asked every time."""
     from app.store import facts
+    from app.warehouse import connect
 
     db, _ = small_demo_db
     viewer = AccessContext(visible=("police_asb", "police_crime"), local=False)
     with open_any(demo_store) as st, open_readonly(db) as wh:
         cursor = st.cursor()
         assert facts.of(st) is not None and facts.of(cursor) is facts.of(st)
-        assert facts.of(wh) is None and facts.of(wh.cursor()) is None
+        assert facts.of(wh) is not None and facts.of(session(wh.cursor())) is facts.of(wh)
+        assert facts.of(wh) is not facts.of(st)
+        copy = tmp_path / "writable.duckdb"
+        shutil.copy(db, copy)
+        with connect(copy) as writable:
+            assert facts.of(writable) is None
         for access in (None, viewer):
             kept = _catalogue(cursor, access)
             with facts.bypassed():
@@ -198,7 +206,7 @@ def _catalogue(con, access) -> tuple:
         store.agency_counts_by_dataset(con, access),
         sorted(store.cells_with_events(con, 8, access).tolist()),
         store.datasets(con, access).to_dict("list"),
-        store.units(con, ["police_asb", "fire_incidents"], (), access).to_dict("list"),
+        store.units(con, ["police_asb", "fire_incidents"], Filter(access=access or LOCAL)).to_dict("list"),
     )
 
 

@@ -7,10 +7,14 @@ count comes from the roll-up. A store folder opens as an in-memory database that
 writes to after ``open_store`` (``app.store.duckdb``), so its answers never change while it is
 open and can be kept.
 
+The same holds for a warehouse file opened read-only (``app.warehouse.connect``): an
+in-memory database with the file attached read-only, which goes on reading the file it opened
+even when a load renames a new one into place (the dashboard then opens a new connection). A
+warehouse opened for writing has no facts and is asked every time: a load writes through it.
+
 The dashboard reads through a new cursor per call, and a cursor is a Python object of its
-own on the same database; so the facts are found through a token table the store's database
-holds (one catalogue lookup per new cursor), then remembered per cursor. A warehouse file has
-no token and is asked every time: its connection may be the one a load writes through.
+own on the same database; so the facts are found through a token table the in-memory
+database holds (one catalogue lookup per new cursor), then remembered per cursor.
 """
 
 from __future__ import annotations
@@ -67,18 +71,19 @@ def bypassed() -> Iterator[None]:
 
 
 def mark(con: duckdb.DuckDBPyConnection) -> None:
-    """Give the store just opened on ``con`` (an in-memory database of its own) its facts, and
-    a token table through which its cursors find them."""
+    """Give the store or read-only warehouse just opened on ``con`` (an in-memory database of
+    its own) its facts, and a token table through which its cursors find them."""
     token = uuid.uuid4().hex  # hexadecimal digits only: safe inside an identifier
-    con.execute(f"CREATE TABLE {TOKEN_PREFIX}{token} (token VARCHAR)")
+    # In the in-memory database, whichever database the connection uses (a warehouse: the file).
+    con.execute(f"CREATE TABLE memory.main.{TOKEN_PREFIX}{token} (token VARCHAR)")
     facts = Facts()
     _BY_TOKEN[token] = facts
     _BY_CONNECTION[con] = facts  # the connection holds its facts alive
 
 
 def of(con: duckdb.DuckDBPyConnection) -> Facts | None:
-    """The facts of the store ``con`` reads (a store's connection or a cursor on it), or None
-    for anything else (a warehouse file, which is asked afresh every time)."""
+    """The facts of the store or read-only warehouse ``con`` reads (its connection or a cursor
+    on it), or None for anything else (a warehouse open for writing: asked afresh every time)."""
     try:
         return _BY_CONNECTION[con]
     except KeyError:
@@ -98,7 +103,8 @@ def of(con: duckdb.DuckDBPyConnection) -> Facts | None:
 
 
 def remembered(con: duckdb.DuckDBPyConnection, key: Any, compute: Callable[[], T]) -> T:
-    """``compute()``, kept per store under ``key`` when ``con`` reads a store folder."""
+    """``compute()``, kept under ``key`` when ``con`` reads a store folder or a warehouse file
+    read-only."""
     facts = of(con) if _kept else None
     return compute() if facts is None else facts.get(key, compute)
 
