@@ -199,7 +199,49 @@ def ward_warnings(stamp, f: Filter) -> pd.DataFrame:
     for the filter's datasets; computed once per view and shared by every ward's profile."""
     from app import early_warning
 
-    return early_warning.warnings(warehouse(), f, kinds=("ward",))
+    return early_warning.warnings(warehouse(stamp), f, kinds=("ward",))
+
+
+@st.cache_data(ttl=600, max_entries=32, show_spinner=False)
+def demand_areas(stamp, f: Filter, res: int, k: int) -> pd.DataFrame | None:
+    """The study area's areas of concentrated demand (``app.areas.areas_for``) that a ward
+    profile names: Gi* of the selected demand records alone, so that patrols or visits never
+    make an area "of demand"; whether interventions reach each comes from every selected
+    dataset's own concentration. None when no demand dataset is selected."""
+    from app import areas
+
+    if not (selected_datasets(stamp, f)["kind"] == "demand").any():
+        return None
+    demand = f.with_(kinds=("demand",))
+    return areas.areas_for(
+        warehouse(stamp),
+        demand,
+        res,
+        hotspot_cells(stamp, demand, res, k)[0],
+        classes(stamp, f, res, k),
+        emerging_cells(stamp, demand, res, k),
+    )
+
+
+def ward_profiles_shared(stamp, f: Filter, res: int, k: int) -> None:
+    """Compute what every ward's profile under ``f`` shares (the briefing's city-wide inputs,
+    the areas of demand, the early warnings, the headline table, the hotspot, class and trend
+    tables), so that the first ward clicked reads only its own figures
+    (``app.dashboard.warm``). The same calls, with the same arguments, as the ward page makes
+    with its default comparison."""
+    from app import profile
+
+    selected = selected_datasets(stamp, f)
+    briefing_inputs(stamp, f, True)
+    demand_areas(stamp, f, res, k)
+    ward_warnings(stamp, f)
+    head_filter = f.with_(kinds=(profile.headline_kind(f.kinds, set(selected["kind"])),))
+    wards(stamp, head_filter)
+    coverage_note(stamp, head_filter)
+    coverage_note(stamp, f)
+    hotspot_cells(stamp, f, res, k)
+    emerging_cells(stamp, f, res, k)
+    ward_agencies(stamp, f, res, k)
 
 
 @st.cache_data(ttl=600, max_entries=16, show_spinner=False)

@@ -18,7 +18,7 @@ import streamlit as st
 
 import layers
 from app import access, places, quality
-from app.dashboard import access_ui, cached, ui
+from app.dashboard import access_ui, cached, ui, warm
 from app.dashboard.ui import plain
 from layers.view import (
     PANEL_PARAMS,
@@ -364,3 +364,6 @@ if hex_pick:
 
     with detail:
         cell_detail(version, f, hex_pick["h3_cell"], res, view.k)
+
+# A ward clicked next finds what every ward's profile shares ready (``app.dashboard.warm``).
+warm.ward_profiles(version, f, view.res, view.k)

@@ -22,31 +22,13 @@ COMPARE = {
 }
 
 
-@st.cache_data(ttl=600, max_entries=32, show_spinner=False)
-def hotspot_areas(stamp, f: Filter, res: int, k: int) -> pd.DataFrame | None:
-    """The study area's areas of concentrated demand (``app.areas.areas_for``): Gi* of the
-    selected demand records alone, so that patrols or visits never make an area "of demand";
-    whether interventions reach each comes from every selected dataset's own concentration.
-    None when no demand dataset is selected."""
-    selected = cached.selected_datasets(stamp, f)
-    if not (selected["kind"] == "demand").any():
-        return None
-    demand = f.with_(kinds=("demand",))
-    return areas.areas_for(
-        ui.warehouse(),
-        demand,
-        res,
-        cached.hotspot_cells(stamp, demand, res, k)[0],
-        cached.classes(stamp, f, res, k),
-        cached.emerging_cells(stamp, demand, res, k),
-    )
-
-
 @st.cache_data(ttl=600, max_entries=64, show_spinner=False)
 def ward_briefing(stamp, f: Filter, code: str, res: int, k: int, own: bool) -> briefing.Briefing:
     inputs = cached.briefing_inputs(stamp, f, own)
     return briefing.ward_briefing_from(
-        inputs, briefing.ward_inputs(ui.warehouse(stamp), inputs, code), areas=hotspot_areas(stamp, f, res, k)
+        inputs,
+        briefing.ward_inputs(ui.warehouse(stamp), inputs, code),
+        areas=cached.demand_areas(stamp, f, res, k),
     )
 
 
