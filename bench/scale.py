@@ -188,15 +188,18 @@ def run(code: str, folder: Path) -> dict:
 
 
 def _last_json(out: str) -> dict:
-    """The engine's figures: the last line of its output that is a JSON object (Spark and the
-    JVM may print their own lines after it, as they shut down)."""
+    """The engine's figures: the last JSON object its output ends a line with (Spark and the
+    JVM may print their own lines after it as they shut down, and a progress bar may have
+    left no newline before it)."""
+    decoder = json.JSONDecoder()
     for line in reversed(out.strip().splitlines()):
-        try:
-            found = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(found, dict):
-            return found
+        for start in reversed([i for i, ch in enumerate(line) if ch == "{"]):
+            try:
+                found, end = decoder.raw_decode(line, start)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(found, dict) and not line[end:].strip():
+                return found
     raise SystemExit(f"the engine printed no figures; its last output: {out.strip()[-300:]!r}")
 
 

@@ -42,9 +42,10 @@ def fresh(small_demo_db, monkeypatch):
     db, _ = small_demo_db
     monkeypatch.setenv("COMMON_GROUND_DB", str(db))
     monkeypatch.setattr(warm, "IDLE_S", 0.2)
+    with warm._one_at_a_time:  # a warm-up an earlier test began has ended
+        warm._latest.clear()
+        warm._ready.clear()
     st.cache_data.clear()
-    warm._ready.clear()
-    warm._latest.clear()
     yield
     st.cache_data.clear()
 

@@ -79,6 +79,7 @@ def load(
     con = duckdb.connect()  # the store's small tables, built as a DuckDB load builds them
     try:
         con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET enable_progress_bar = false")  # its bar would run into the load's output
         ensure_schema(con)
         ingest._store_wards(con, wards, boundary_hash, index)
         study_area = ingest._study_area_summary(catalog, wards)
@@ -391,6 +392,7 @@ def _store_reader(work: Path) -> duckdb.DuckDBPyConnection:
     for the DuckDB engine's report code."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
     events = work / layout.EVENTS
     if any(events.rglob("*.parquet")):
         glob = "'" + str(events / "**" / "*.parquet").replace("'", "''") + "'"
