@@ -191,7 +191,6 @@ def most_restrictive(sharing: pd.Series) -> str:
 # ``agency_column``), never by the records.
 
 OTHER_AGENCIES = "Other agencies"
-_AGENCY_TABLES: dict[tuple, dict[str, dict[str, int]]] = {}  # (file, version, datasets) -> counts
 
 
 def agency_table(
@@ -203,9 +202,9 @@ def agency_table(
     file with no records is listed with none).
 
     Counted over the whole file, never under a filter, so which agencies are rare does not
-    depend on what is asked. Every aggregate asks, so the answer is kept: per store folder
-    while it is open, and per warehouse file and load otherwise; finding that no such dataset
-    exists costs a catalogue query and a look at the rows' statistics."""
+    depend on what is asked. Every aggregate asks, so the answer is kept while a store folder
+    or a read-only warehouse is open (``app.store.facts``); finding that no such dataset
+    exists costs two catalogue queries."""
     from app.store import facts
 
     key = ("agency_table", facts.access_key(access))
@@ -226,23 +225,12 @@ def _agency_table(con: duckdb.DuckDBPyConnection, access: AccessContext | None) 
     )
     if not ids:
         return {}
-    path = con.execute(
-        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
-    ).fetchall()
-    version = con.execute("SELECT max(loaded_at) FROM datasets").fetchall()[0][0]
-    key = (path[0][0] if path else None, version, ids)
-    if key[0] and key in _AGENCY_TABLES:
-        return _AGENCY_TABLES[key]
     several = tuple(sorted(store.several_agency_datasets(con) & set(ids)))
     table: dict[str, dict[str, int]] = {d: {} for d in several}
     if several:
         only = AccessContext(visible=several, local=False)  # those datasets, at their own level
         for dataset, agency, n, _ in store.agency_counts_by_dataset(con, only):
             table[dataset][agency] = int(n)
-    if key[0]:
-        if len(_AGENCY_TABLES) > 32:
-            _AGENCY_TABLES.clear()
-        _AGENCY_TABLES[key] = table
     return table
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,22 @@ REPO = Path(__file__).resolve().parent.parent
 REALDATA = REPO.parent / "shared" / "realdata"
 CATALOGS = REPO / "tests" / "catalogs"
 DEMO_CATALOG = REPO / "data" / "catalog.toml"
+# The small demo's wards as a study area, for catalogues a test writes beside them.
+FAIRHAVEN = """[study_area]
+name = "Fairhaven"
+boundaries = "demo/wards.geojson"
+code_field = "ward_code"
+name_field = "ward_name"
+population_field = "population"
+"""
+
+
+def fairhaven_catalog(root: Path, datasets: str) -> Path:
+    """``root/catalog.toml``: the Fairhaven study area (its wards at ``root/demo/wards.geojson``)
+    and the ``[[datasets]]`` entries given."""
+    path = root / "catalog.toml"
+    path.write_text(FAIRHAVEN + "\n" + textwrap.dedent(datasets).strip() + "\n", encoding="utf-8")
+    return path
 
 
 def pytest_collection_modifyitems(config, items):

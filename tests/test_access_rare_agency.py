@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import textwrap
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import fairhaven_catalog
 
 from app import aggregate, export, forecast_cli, quality, store
 from app import early_warning as ew
@@ -52,16 +52,9 @@ def _shared_warehouse(small_demo, root, rare_rows: int):
     handled[[100, 2000][:rare_rows]] = RARE
     clean["handled_by"] = handled
     clean.to_csv(root / "demo" / "shared_calls.csv", index=False)
-    (root / "catalog.toml").write_text(
-        textwrap.dedent(
-            f"""
-            [study_area]
-            name = "Fairhaven"
-            boundaries = "demo/wards.geojson"
-            code_field = "ward_code"
-            name_field = "ward_name"
-            population_field = "population"
-
+    fairhaven_catalog(
+        root,
+        f"""
             [[datasets]]
             id = "{DATASET}"
             title = "Shared call log"
@@ -76,9 +69,7 @@ def _shared_warehouse(small_demo, root, rare_rows: int):
             category = "category"
             record_id = "ref"
             sharing = "partners"
-            """
-        ),
-        encoding="utf-8",
+            """,
     )
     db = root / "warehouse.duckdb"
     load(root / "catalog.toml", db)

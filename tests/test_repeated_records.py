@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import textwrap
 from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
 import pytest
+from conftest import fairhaven_catalog
 
 from app.catalog import CatalogError, load_catalog
 from app.ingest import load
@@ -69,16 +69,9 @@ def city_with_repeats(small_demo: Path, root: Path) -> tuple[Path, dict]:
     )
     first.to_csv(root / "demo" / "calls_1.csv", index=False)
     second.to_csv(root / "demo" / "calls_2.csv", index=False)
-    (root / "catalog.toml").write_text(
-        textwrap.dedent(
-            """
-            [study_area]
-            name = "Fairhaven"
-            boundaries = "demo/wards.geojson"
-            code_field = "ward_code"
-            name_field = "ward_name"
-            population_field = "population"
-
+    fairhaven_catalog(
+        root,
+        """
             [[datasets]]
             id = "calls"
             title = "Calls, one row per person involved"
@@ -93,9 +86,7 @@ def city_with_repeats(small_demo: Path, root: Path) -> tuple[Path, dict]:
             record_id = "ref"
             repeated_record_id = "quarantine"
             sharing = "open"
-            """
-        ),
-        encoding="utf-8",
+            """,
     )
     expected = {
         "repeats": {"calls_1.csv": [121, 122], "calls_2.csv": [121, 122]},

@@ -9,8 +9,9 @@ else for ``IDLE_S``, a background thread computes those shared parts into the pa
 same computation rather than repeating it (Streamlit holds one lock per cached value).
 
 The work is bounded: one warm-up runs at a time in the process, a session's request is dropped
-when it has asked for another view since, and a view already made ready is not made ready
-again. A failure is logged and forgotten: the page computes the parts itself, as it would have.
+when it has asked for another view since, and a view made ready is not made ready again for
+as long as the pages' caches keep it. A failure is logged and forgotten: the page computes
+the parts itself, as it would have.
 """
 
 from __future__ import annotations
@@ -26,13 +27,14 @@ from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlExcepti
 from app.filters import Filter
 
 IDLE_S = 1.0  # how long a map must be left alone before its ward profiles are made ready
+READY_S = 600  # how long a view made ready stays so: the pages' caches keep values as long
 _KEPT = 64  # views remembered as made ready (the pages' caches hold about as many)
 
 _log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _one_at_a_time = threading.Semaphore(1)
-_latest: dict[str, tuple] = {}  # session -> the view it last asked to make ready
-_ready: OrderedDict[tuple, None] = OrderedDict()
+_latest: dict[str, tuple] = {}  # session -> the view it asked for last, while not yet begun
+_ready: OrderedDict[tuple, float] = OrderedDict()  # view -> when it was made ready
 
 
 def ward_profiles(stamp, f: Filter, res: int, k: int) -> None:
@@ -43,7 +45,8 @@ def ward_profiles(stamp, f: Filter, res: int, k: int) -> None:
         return
     key = (tuple(stamp), f, int(res), int(k))
     with _lock:
-        if key in _ready:
+        if _is_ready(key):
+            _latest.pop(ctx.session_id, None)  # an earlier view's pending warm-up is dropped too
             return
         _latest[ctx.session_id] = key
     thread = threading.Thread(target=_run, args=(ctx.session_id, key), name="warm-ward-profiles", daemon=True)
@@ -51,18 +54,24 @@ def ward_profiles(stamp, f: Filter, res: int, k: int) -> None:
     thread.start()
 
 
-def _wanted(session: str, key: tuple) -> bool:
-    with _lock:
-        return _latest.get(session) == key and key not in _ready
+def _is_ready(key: tuple) -> bool:
+    """Whether ``key`` was made ready within ``READY_S`` (called holding ``_lock``)."""
+    made = _ready.get(key)
+    return made is not None and time.monotonic() - made < READY_S
 
 
 def _run(session: str, key: tuple) -> None:
     time.sleep(IDLE_S)
-    if not _wanted(session, key):
-        return
-    with _one_at_a_time:
-        if not _wanted(session, key):
+    with _lock:
+        if _latest.get(session) != key:  # the session has asked for another view since
             return
+    with _one_at_a_time:
+        with _lock:
+            if _latest.get(session) != key:
+                return
+            del _latest[session]  # begun: nothing of this session is pending any more
+            if _is_ready(key):  # another session's warm-up made it ready meanwhile
+                return
         from app.dashboard import cached
 
         try:
@@ -73,8 +82,7 @@ def _run(session: str, key: tuple) -> None:
             _log.warning("making the ward profiles ready failed", exc_info=True)
             return
         with _lock:
-            _ready[key] = None
+            _ready[key] = time.monotonic()
+            _ready.move_to_end(key)
             while len(_ready) > _KEPT:
                 _ready.popitem(last=False)
-            if _latest.get(session) == key:
-                del _latest[session]
