@@ -21,7 +21,6 @@ from app.disclosure import (
     OTHER_AGENCIES,
     PROTECTED,
     Rule,
-    agency_rows,
     agency_table,
     apply,
     apply_listed,
@@ -69,7 +68,7 @@ def _folded(
     if not several:
         return read(f)
     others = tuple(sorted(several)) if not f.agencies or OTHER_AGENCIES in f.agencies else ()
-    frame = read(f.with_(agencies=agency_rows(con, f.agencies, f.access), other_units=others))
+    frame = read(f.with_(other_units=others))
     return fold_agencies(frame, rare_agencies(con, f.access), f.agencies, sums, keys, order)
 
 

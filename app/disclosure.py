@@ -286,20 +286,6 @@ def datasets_naming(
     return found
 
 
-def agency_rows(
-    con: duckdb.DuckDBPyConnection, agencies: tuple[str, ...], access: AccessContext | None = None
-) -> tuple[str, ...]:
-    """The agency names to look for in the records when a viewer chooses ``agencies``:
-    ``OTHER_AGENCIES`` stands for every rare agency of the files they see released. It stays
-    in the list (no record bears it): chosen alone where no agency is rare, an empty list would
-    mean every agency."""
-    if OTHER_AGENCIES not in agencies:
-        return agencies
-    rare = rare_agencies(con, access)
-    extra = sorted({a for found in rare.values() for a in found} - set(agencies))
-    return tuple(agencies) + tuple(extra)
-
-
 def fold_agencies(
     frame: pd.DataFrame,
     rare: dict[str, frozenset[str]],
@@ -312,7 +298,8 @@ def fold_agencies(
     counted under ``OTHER_AGENCIES``: counts and weights added, cell keys combined by XOR
     (so the folded figure is released like any count of those records). When the viewer
     chose agencies (``chosen``) without choosing ``OTHER_AGENCIES``, the folded rows are left
-    out: they were found only because a rare agency shares a name chosen elsewhere.
+    out: a rare agency is chosen only as "Other agencies", never by its own name (as a
+    validated filter's scans already select, ``Filter.folded``).
 
     ``order`` is the frame's sort (columns, ``-`` before one sorted descending): the folded
     rows are sorted again under their plain name, or where they stand would tell where the

@@ -285,15 +285,18 @@ def checks(
     kinds: tuple[str, ...] = ("ward", "area"),
     rule: Rule = DEFAULT_RULE,
     own_areas: dict[str, pd.DataFrame] | None = None,
+    own_series: dict[tuple, PlaceSeries] | None = None,
 ) -> pd.DataFrame:
     """Every place of every kind, for every demand unit of the filter: its latest whole month
     (or ``month``) against what was expected. One row per place, unit and month. Hotspot areas
     are each dataset's own (where its records concentrate over its whole period) unless
-    ``areas`` are given; ``own_areas`` (dataset -> places) keeps them between calls for the
-    same filter, as they do not depend on the month."""
+    ``areas`` are given; ``own_areas`` (dataset -> places) and ``own_series`` ((dataset,
+    agency, kind) -> monthly series) keep them between calls for the same filter, as neither
+    depends on the month judged (each check cuts the series before its month)."""
     frames = []
     wards = ward_places(con)
     own_areas = {} if own_areas is None else own_areas
+    own_series = {} if own_series is None else own_series
     access = f.access if f is not None else LOCAL  # every figure below is the viewer's
     for unit in units(con, f).itertuples():
         agency = unit.agency if unit.several else None
@@ -308,7 +311,12 @@ def checks(
                 where = own_areas[unit.dataset]
             if not len(where):
                 continue
-            ps = place_series(con, unit.dataset, agency, where, kind, rule=rule, access=access)
+            key = (unit.dataset, agency, kind)
+            if key not in own_series:
+                own_series[key] = place_series(
+                    con, unit.dataset, agency, where, kind, rule=rule, access=access
+                )
+            ps = own_series[key]
             at = month_index(ps, month)
             if at is None:
                 continue
@@ -336,9 +344,10 @@ def warnings(
     kinds: tuple[str, ...] = ("ward", "area"),
     rule: Rule = DEFAULT_RULE,
     own_areas: dict[str, pd.DataFrame] | None = None,
+    own_series: dict[tuple, PlaceSeries] | None = None,
 ) -> pd.DataFrame:
     """The places and agencies higher than expected, the furthest above their bound first."""
-    return flags_of(checks(con, f, month, areas, kinds, rule, own_areas), rule)
+    return flags_of(checks(con, f, month, areas, kinds, rule, own_areas, own_series), rule)
 
 
 def flags_of(frame: pd.DataFrame, rule: Rule = DEFAULT_RULE) -> pd.DataFrame:
@@ -374,7 +383,8 @@ def recent_warnings(
     latest month is good news, but a page that then shows nothing hides the rise that began a
     few months ago and is still worth a look (on the demo city, Harbour Mill's)."""
     own: dict[str, pd.DataFrame] = {}
-    frame = checks(con, f, None, rule=rule, own_areas=own)
+    series: dict[tuple, PlaceSeries] = {}
+    frame = checks(con, f, None, rule=rule, own_areas=own, own_series=series)
     latest = sorted({str(m)[:7] for m in frame["month"]}, reverse=True)
     flagged = flags_of(frame, rule)
     if len(flagged) or not latest:
@@ -386,7 +396,7 @@ def recent_warnings(
         if latest == [month]:  # every dataset was judged in it by the latest check
             continue
         searched += 1
-        flagged = warnings(con, f, month, rule=rule, own_areas=own)
+        flagged = warnings(con, f, month, rule=rule, own_areas=own, own_series=series)
         if len(flagged):
             return Recent(latest, month, flagged, searched)
     return Recent(latest, None, flagged.iloc[0:0], searched)

@@ -16,7 +16,7 @@ import pandas as pd
 
 from app import store
 from app.access import LOCAL, AccessContext
-from app.disclosure import DEFAULT_RULE, PROTECTED, datasets_naming, offered_agencies
+from app.disclosure import DEFAULT_RULE, PROTECTED, datasets_naming, offered_agencies, rare_agencies
 from app.store import facts
 from app.store.duckdb import where_sql
 
@@ -45,6 +45,12 @@ class Filter:
     # by the engine (``app.aggregate``) for the files of several agencies a viewer sees
     # released, so that its presence never tells that a rare agency exists.
     other_units: tuple[str, ...] = ()
+    # The (dataset, agency) pairs a viewer sees under "Other agencies" (the rare agencies of
+    # the files they see released), set by ``validate`` when agencies are chosen: a record is
+    # chosen by the agency the viewer sees it under, so choosing "Other agencies" never picks
+    # up the records of an ordinary agency elsewhere that bears a rare agency's name, and
+    # choosing that name never picks up the rare agency's records. None: not yet decided.
+    folded: tuple[tuple[str, str], ...] | None = None
     # Who is looking: which datasets they may see, and which protected ones they see exactly.
     access: AccessContext = LOCAL
 
@@ -99,6 +105,9 @@ def validate(con: duckdb.DuckDBPyConnection, f: Filter) -> Filter:
         agencies = offered_agencies(con, f.access)  # a rare agency of a partner's file is not one
         if set(f.agencies) - agencies:
             raise FilterError(f"unknown agency {sorted(set(f.agencies) - agencies)}")
+        if f.folded is None:
+            rare = rare_agencies(con, f.access)
+            f = f.with_(folded=tuple(sorted((d, a) for d, names in rare.items() for a in names)))
     if set(f.kinds) - set(KINDS):
         raise FilterError(f"kind must be one of {', '.join(KINDS)}")
     if any(not 1 <= d <= 7 for d in f.weekdays):

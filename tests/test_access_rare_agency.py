@@ -35,9 +35,14 @@ RARE = "Harbourside Mediation Trust"  # two records in the whole file
 ROWS = 4000
 
 
-def _shared_warehouse(small_demo, root, rare_rows: int):
+NAMESAKE = "trust_visits"  # the trust's own open file, in the namesake warehouse
+NAMESAKE_ROWS = 300
+
+
+def _shared_warehouse(small_demo, root, rare_rows: int, namesake: bool = False):
     """A warehouse of one partners' file whose rows name their agency: most the police's
-    (the file's owner), many the ambulance service's, and ``rare_rows`` a small trust's."""
+    (the file's owner), many the ambulance service's, and ``rare_rows`` a small trust's; with
+    ``namesake``, also an open file of the trust's own, where it is an ordinary agency."""
     from app.ingest import load
 
     (root / "demo").mkdir()
@@ -52,9 +57,30 @@ def _shared_warehouse(small_demo, root, rare_rows: int):
     handled[[100, 2000][:rare_rows]] = RARE
     clean["handled_by"] = handled
     clean.to_csv(root / "demo" / "shared_calls.csv", index=False)
+    own = ""
+    if namesake:
+        clean.drop(columns="handled_by").iloc[1::13].head(NAMESAKE_ROWS).to_csv(
+            root / "demo" / "trust_visits.csv", index=False
+        )
+        own = f"""
+            [[datasets]]
+            id = "{NAMESAKE}"
+            title = "Trust visits"
+            agency = "{RARE}"
+            kind = "demand"
+            path = "demo/trust_visits.csv"
+            lat = "latitude"
+            lon = "longitude"
+            time = "reported_at"
+            time_format = "%Y-%m-%d %H:%M:%S"
+            category = "category"
+            record_id = "ref"
+            sharing = "open"
+            """
     fairhaven_catalog(
         root,
-        f"""
+        own
+        + f"""
             [[datasets]]
             id = "{DATASET}"
             title = "Shared call log"
@@ -86,6 +112,14 @@ def shared_db(small_demo, tmp_path_factory):
 def plain_con(small_demo, tmp_path_factory):
     """The same file with no rare agency: the trust's two rows are left as they were."""
     connection = open_readonly(_shared_warehouse(small_demo, tmp_path_factory.mktemp("plain"), 0))
+    yield connection
+    connection.close()
+
+
+@pytest.fixture(scope="module")
+def namesake_con(small_demo, tmp_path_factory):
+    """The file with two records of the small trust, beside an open file of the trust's own."""
+    connection = open_readonly(_shared_warehouse(small_demo, tmp_path_factory.mktemp("namesake"), 2, True))
     yield connection
     connection.close()
 
@@ -276,3 +310,52 @@ def test_the_owner_sees_no_plain_unit_in_a_file_without_a_rare_agency(plain_con)
     with pytest.raises(FilterError):
         validate(plain_con, Filter(agencies=(OTHER_AGENCIES,), access=OWNER_CTX))
     assert OTHER_AGENCIES not in _names(aggregate.ward_aggregate(plain_con, Filter(access=OWNER_CTX)))
+
+
+BOTH = AccessContext(
+    email="c@council", agency="Fairhaven City Council", visible=(DATASET, NAMESAKE), local=False
+)
+
+
+def _chosen_totals(con, chosen: tuple[str, ...]) -> dict[str, int]:
+    """The exact records a choice of agencies selects, as every kind of scan counts them:
+    per cell, per ward (per unit and all together) and in the emerging-hotspot cube."""
+    from app.emerging import STEPS
+
+    f = validate(con, Filter(agencies=chosen, access=BOTH))
+    cells = aggregate.raw_hex_counts(con, f, 8)
+    by_unit = aggregate.ward_counts(con, f, by_dataset=True)
+    return {
+        "cells": int(cells["count"].sum()),
+        "cell datasets": tuple(sorted(set(cells["dataset"]))),
+        "ward units": int(by_unit["count"].sum()),
+        "ward unit datasets": tuple(sorted(set(by_unit.loc[by_unit["count"] > 0, "dataset"]))),
+        "wards": int(aggregate.ward_counts(con, f, by_dataset=False)["count"].sum()),
+        "steps": int(store.cell_step_counts(con, f, 8, STEPS["month"])["count"].sum()),
+    }
+
+
+def test_a_namesake_agency_elsewhere_is_chosen_apart_from_the_plain_unit(namesake_con):
+    """The trust is rare in the shared file but an ordinary agency of its own open file.
+    Choosing "Other agencies" selects the shared file's two records only, never the trust's
+    own file; choosing the trust selects its own file only, never the two folded records."""
+    assert rare_agencies(namesake_con, BOTH) == {DATASET: frozenset({RARE})}
+    exact = AccessContext(visible=(DATASET, NAMESAKE), exact=(DATASET, NAMESAKE), local=False)
+    counts = {(d, a): int(n) for d, a, n, _ in store.agency_counts_by_dataset(namesake_con, exact)}
+    own = counts[(NAMESAKE, RARE)]
+    assert own > NAMESAKE_ROWS * 0.9 and counts[(DATASET, RARE)] == 2  # a few fall outside the area
+    in_wards = aggregate.ward_counts(
+        namesake_con, Filter(datasets=(NAMESAKE,), access=BOTH), by_dataset=False
+    )
+    own_in_wards = int(in_wards["count"].sum())
+    other = _chosen_totals(namesake_con, (OTHER_AGENCIES,))
+    assert other["cell datasets"] == other["ward unit datasets"] == (DATASET,)
+    assert other["cells"] == other["steps"] == 2
+    assert other["ward units"] == other["wards"] <= 2
+    trust = _chosen_totals(namesake_con, (RARE,))
+    assert trust["cell datasets"] == trust["ward unit datasets"] == (NAMESAKE,)
+    assert trust["cells"] == trust["steps"] == own
+    assert trust["ward units"] == trust["wards"] == own_in_wards
+    both = _chosen_totals(namesake_con, (RARE, OTHER_AGENCIES))
+    assert both["cells"] == both["steps"] == own + 2
+    assert both["wards"] == own_in_wards + other["wards"]

@@ -343,8 +343,10 @@ def hex_counts(con: duckdb.DuckDBPyConnection, f: Filter, res: int) -> pd.DataFr
 
 # The (dataset, agency) pairs of the datasets listed in $ids: each file's agency where some of
 # its rows take it, and the ones its rows name where they differ (stored only then).
-# With $unit_agencies (a list, or NULL for all), only those agencies' pairs; and for each
-# dataset in $other_units, the plain unit of its rare agencies (``unit_params``).
+# With $unit_agencies (a list, or NULL for all), only those agencies' pairs, and the rare
+# agencies' pairs in $unit_folded ("dataset\x1fagency", when "Other agencies" is chosen: the
+# engine folds them into it); and for each dataset in $other_units, the plain unit of its
+# rare agencies (``unit_params``).
 _UNITS_WAREHOUSE = """units AS (
     SELECT * FROM (
         SELECT DISTINCT f.dataset, f.agency FROM event_files f
@@ -353,11 +355,13 @@ _UNITS_WAREHOUSE = """units AS (
         UNION SELECT DISTINCT f.dataset, r.agency FROM event_rows r JOIN event_files f USING (file_no)
         WHERE r.agency IS NOT NULL AND list_contains($ids, f.dataset)
     ) WHERE $unit_agencies::VARCHAR[] IS NULL OR list_contains($unit_agencies::VARCHAR[], agency)
+        OR list_contains($unit_folded::VARCHAR[], dataset || chr(31) || agency)
     UNION SELECT unnest($other_units::VARCHAR[]) AS dataset, $other_name AS agency
 )"""
 _UNITS_STORE = """units AS (
     SELECT DISTINCT dataset, agency FROM {source} WHERE list_contains($ids, dataset)
-    AND ($unit_agencies::VARCHAR[] IS NULL OR list_contains($unit_agencies::VARCHAR[], agency))
+    AND ($unit_agencies::VARCHAR[] IS NULL OR list_contains($unit_agencies::VARCHAR[], agency)
+         OR list_contains($unit_folded::VARCHAR[], dataset || chr(31) || agency))
     UNION SELECT unnest($other_units::VARCHAR[]) AS dataset, $other_name AS agency
 )"""
 
@@ -377,9 +381,11 @@ def unit_params(ids: list[str], f: Filter) -> dict:
     from app.disclosure import OTHER_AGENCIES
 
     others = [d for d in f.other_units if d in set(ids)]
+    folded = f.folded if f.agencies and OTHER_AGENCIES in f.agencies and f.folded else ()
     return {
         "ids": ids,
         "unit_agencies": list(f.agencies) or None,
+        "unit_folded": [f"{d}\x1f{a}" for d, a in folded],
         "other_units": others,
         "other_name": OTHER_AGENCIES,
     }

@@ -238,7 +238,20 @@ def where_sql(f, alias: str = "e", source: str = "events") -> tuple[str, dict]:
     if visible is not None:
         any_of("dataset", "v_visible", tuple(visible) or ("",))
     any_of("dataset", "f_datasets", f.datasets)
-    any_of("agency", "f_agencies", f.agencies)
+    if f.agencies and getattr(f, "folded", None):
+        # A rare agency's records stand under "Other agencies" (``Filter.folded``): each
+        # record is chosen by the name the viewer sees it under.
+        from app.disclosure import OTHER_AGENCIES
+
+        clauses.append(
+            f"CASE WHEN list_contains($f_folded, {alias}.dataset || chr(31) || {alias}.agency) "
+            f"THEN $f_other_chosen ELSE list_contains($f_agencies, {alias}.agency) END"
+        )
+        params["f_agencies"] = list(f.agencies)
+        params["f_folded"] = [f"{d}\x1f{a}" for d, a in f.folded]
+        params["f_other_chosen"] = OTHER_AGENCIES in f.agencies
+    else:
+        any_of("agency", "f_agencies", f.agencies)
     any_of("kind", "f_kinds", f.kinds)
     if f.categories:
         clause = f"list_contains($f_categories, {alias}.category)"
