@@ -3,6 +3,8 @@ out, never a traceback: a hand-edited, truncated or stale link is an everyday th
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from conftest import REPO
 from streamlit.testing.v1 import AppTest
@@ -141,3 +143,38 @@ def test_a_category_choice_says_which_datasets_it_narrows(small_demo_db, monkeyp
     note = next(c.value for c in at.sidebar.caption if "narrow" in c.value)
     narrowed, whole = note.split("shown whole")
     assert "Fire and rescue incidents" in narrowed and "Home fire\\-safety visits" in whole
+
+
+def _reloaded(monkeypatch, at: AppTest, first: dt.date, last: dt.date) -> AppTest:
+    """``at`` run again after a reload that changed the data's period to ``first``..``last``."""
+    from app.dashboard import ui
+
+    monkeypatch.setattr(ui, "period_of", lambda stamp, ctx: (first, last))
+    at.run()
+    assert not at.exception, at.exception[0].message if at.exception else ""
+    return at
+
+
+def test_a_period_left_whole_follows_the_data_after_a_reload(opened, monkeypatch):
+    """Someone looking at everything keeps seeing everything when a reload brings newer
+    records: the period does not freeze at the day of the old load."""
+    at = opened()
+    first, last = at.session_state["f_period"]
+    grown = last + dt.timedelta(days=24)
+    _reloaded(monkeypatch, at, first, grown)
+    assert at.session_state["f_period"] == (first, grown)
+    assert "to" not in at.query_params and "from" not in at.query_params
+
+
+def test_a_chosen_period_stays_and_is_kept_within_the_data_after_a_reload(opened, monkeypatch):
+    at = opened(**{"from": "2024-02-01", "to": "2024-06-30"})
+    first, _ = at.session_state["f_period"]
+    assert at.session_state["f_period"] == (dt.date(2024, 2, 1), dt.date(2024, 6, 30))
+    _reloaded(monkeypatch, at, first, dt.date(2026, 3, 31))
+    assert at.session_state["f_period"] == (dt.date(2024, 2, 1), dt.date(2024, 6, 30))
+    # A reload that shortens the data: the chosen end is kept within it, with no error.
+    _reloaded(monkeypatch, at, first, dt.date(2024, 4, 30))
+    assert at.session_state["f_period"] == (dt.date(2024, 2, 1), dt.date(2024, 4, 30))
+    # One that leaves the chosen period wholly outside gives the whole period.
+    _reloaded(monkeypatch, at, dt.date(2024, 8, 1), dt.date(2024, 12, 31))
+    assert at.session_state["f_period"] == (dt.date(2024, 8, 1), dt.date(2024, 12, 31))

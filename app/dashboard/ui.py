@@ -184,6 +184,7 @@ def _init(key: str, value) -> None:
 
 
 _VIEW_KEY = "_shared_view"
+_SPAN_KEY = "_f_span"  # the data's period the session's period was last drawn against
 _FILTER_KEYS = ("f_kinds", "f_datasets", "f_categories", "f_period", "f_weekdays", "f_hours", "f_res")
 
 
@@ -226,6 +227,7 @@ def sidebar() -> View:
         ignored.append(f"category (not in these datasets) {', '.join(unknown)}")
     _init("f_categories", [c for c in linked if c in known])
     _init("f_period", _period(first, last, ignored))
+    _follow_span(first, last)
     days = _param_list("dow", [str(d) for d in range(1, 8)], ignored, "day of the week (1 to 7)")
     _init("f_weekdays", [WEEKDAYS[int(d) - 1] for d in days])
     hours = [int(h) for h in _param_list("hr", [str(h) for h in range(24)], ignored, "hour (0 to 23)")]
@@ -305,6 +307,29 @@ def sidebar() -> View:
     view = View(filter=f, res=int(res), k=1)
     st.session_state[_VIEW_KEY] = view
     return view
+
+
+def _follow_span(first: dt.date, last: dt.date) -> None:
+    """Keep the session's period true to the data when a reload changes the data's period.
+
+    An end the user left at the data's first or last day follows the new first or last day:
+    someone looking at "everything" keeps seeing everything, not a period that froze at the
+    day of the old load (and whose change on the previous period then reads n/a). An end they
+    chose stays, kept within the new period; a period wholly outside it gives way to the whole
+    of it. Without this, a session's period could also lie outside the date picker's new
+    bounds, which Streamlit refuses with an error."""
+    old = st.session_state.get(_SPAN_KEY)
+    st.session_state[_SPAN_KEY] = (first, last)
+    period = st.session_state.get("f_period")
+    if old is None or old == (first, last) or not isinstance(period, tuple | list) or not period:
+        return
+    if len(period) == 1:  # a period being picked: its first day only, kept within the data
+        st.session_state["f_period"] = (min(max(period[0], first), last),)
+        return
+    start, end = period
+    start = first if start == old[0] else max(start, first)
+    end = last if end == old[1] else min(end, last)
+    st.session_state["f_period"] = (start, end) if start <= end else (first, last)
 
 
 def _date(text: str | None, default: dt.date, ignored: list[str] | None = None, what: str = "") -> dt.date:
