@@ -252,7 +252,7 @@ async def visit(page, url: str, paints: bool, first: asyncio.Semaphore | None, b
         async with first or contextlib.nullcontext(), busy.turn() as queued:
             started, since = time.perf_counter(), time.time() * 1000
             await page.goto(f"{url}/", timeout=STEP_TIMEOUT_MS)
-            await page.get_by_role("heading", name="Map").wait_for(timeout=STEP_TIMEOUT_MS)
+            await arrived(page, page.get_by_role("heading", name="Map"))
             seen.append(await observe(page, step, await settle(page, started)) | queued)
             if paints:
                 seen[-1]["painted_s"] = await painted(page, since)
@@ -260,7 +260,12 @@ async def visit(page, url: str, paints: bool, first: asyncio.Semaphore | None, b
         async with busy.turn() as queued:
             started, since = time.perf_counter(), await now_ms(page)
             await page.get_by_role("button", name="Interventions").click()
-            await page.wait_for_url(re.compile("kinds=intervention"), timeout=STEP_TIMEOUT_MS)
+            await page.wait_for_function(
+                "() => location.search.includes('kinds=intervention')"
+                f" || !!document.querySelector('{ERROR}')",
+                timeout=STEP_TIMEOUT_MS,
+            )
+            await arrived(page, page.get_by_role("button", name="Interventions"))
             seen.append(await observe(page, step, await settle(page, started)) | queued)
             if paints:
                 seen[-1]["painted_s"] = await painted(page, since)
@@ -271,11 +276,41 @@ async def visit(page, url: str, paints: bool, first: asyncio.Semaphore | None, b
             async with busy.turn() as queued:
                 started = time.perf_counter()
                 await page.get_by_role("link", name=link).click()
-                await page.get_by_text(heading).first.wait_for(timeout=STEP_TIMEOUT_MS)
+                await arrived(page, page.get_by_text(heading).first)
                 seen.append(await observe(page, step, await settle(page, started)) | queued)
     except Exception as exc:  # a step that timed out or failed: an error of the run, named
         seen.append({"step": "failed", "at": step, "error": str(exc).splitlines()[0][:200]})
+        await keep_failure(page, step, str(exc))
     return seen
+
+
+FAILURES: Path | None = None  # where a failed step's screenshot and page text go (``--texts``)
+
+
+async def keep_failure(page, step: str, error: str) -> None:
+    """What a failed step left on the page: a screenshot, the URL, the error and the page's
+    text, so a timeout can be told apart from a hang (still running) or a lost click."""
+    if FAILURES is None:
+        return
+    FAILURES.mkdir(parents=True, exist_ok=True)
+    name = f"failed-{time.strftime('%H%M%S')}-{id(page) % 10_000}-{step.replace(' ', '_')}"
+    with contextlib.suppress(Exception):
+        await page.screenshot(path=str(FAILURES / f"{name}.png"), timeout=30_000)
+    with contextlib.suppress(Exception):
+        text = await page.locator("body").inner_text(timeout=30_000)
+        (FAILURES / f"{name}.txt").write_text(f"{page.url}\n{error}\n\n{text}")
+
+
+ERROR = '[data-testid="stException"]'  # the box a script's error leaves (details are not shown)
+
+
+async def arrived(page, expected) -> None:
+    """Wait for ``expected`` (a locator) or an error box, whichever the page shows first; an
+    error box fails the step at once, with its text, rather than after the step's timeout."""
+    await expected.or_(page.locator(ERROR)).first.wait_for(timeout=STEP_TIMEOUT_MS)
+    if await page.locator(ERROR).count():
+        text = await page.locator(ERROR).first.inner_text()
+        raise RuntimeError(f"an error box: {' '.join(text.split())[:150]}")
 
 
 class Gate:
@@ -502,10 +537,13 @@ def main() -> None:
         help="sessions that draw the map and time its painting; "
         "the others skip WebGL drawing and read the page only",
     )
-    parser.add_argument("--texts", help="folder to keep the page texts each version showed")
+    parser.add_argument(
+        "--texts", help="folder to keep the page texts each version showed, and what failed steps left"
+    )
     args = parser.parse_args()
-    global STEP_TIMEOUT_MS
+    global STEP_TIMEOUT_MS, FAILURES
     STEP_TIMEOUT_MS = int(args.step_timeout * 1000)
+    FAILURES = Path(args.texts) if args.texts else None
     if args.ramp < 1 or args.painting < 0 or args.at_once < 0:
         raise SystemExit("--ramp: at least 1; --painting and --at-once: 0 or more")
     if not 1 <= args.sessions <= 40:
