@@ -36,6 +36,11 @@ EXTENSION_FORMATS = {
     ".shp": "shp",
 }
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+# A dataset added in the browser by a signed-in person has an id in their agency's own space,
+# AGENCY__NAME (``app.uploads.upload_id``); the catalogue's ids never hold "__", so an id
+# chosen in the browser can clash only with the same agency's datasets, which that person
+# sees, and the answer "already used" never tells of another agency's dataset.
+UPLOAD_SEPARATOR = "__"
 
 STUDY_AREA_KEYS = {
     "name",
@@ -243,7 +248,7 @@ def _parse_uploads(uploads: Path, catalog: Catalog) -> tuple[tuple[Dataset, ...]
     seen = {d.id for d in catalog.datasets}
     for i, entry in enumerate(entries):
         problems: list[str] = []
-        ds = _parse_dataset(entry, i, uploads, uploads.parent, problems)
+        ds = _parse_dataset(entry, i, uploads, uploads.parent, problems, added=True)
         if ds is not None and ds.id in seen:
             problems.append(f"{uploads}: dataset '{ds.id}': key 'id': already used by another dataset")
         if problems:
@@ -299,7 +304,9 @@ def _toml_key(key: str) -> str:
     return key if _BARE_KEY.match(key) else toml_string(key)
 
 
-def parse_catalog(raw: dict, path: Path) -> Catalog:
+def parse_catalog(raw: dict, path: Path, added: bool = False) -> Catalog:
+    """The catalogue ``raw`` (read from ``path``); ``added``: its datasets were added in the
+    browser, whose ids may hold an agency's space (``UPLOAD_SEPARATOR``)."""
     base = path.parent
     problems: list[str] = []
     for key in raw:
@@ -313,7 +320,7 @@ def parse_catalog(raw: dict, path: Path) -> Catalog:
         problems.append(f"{path}: 'datasets' must be an array of tables ([[datasets]])")
         entries = []
     for i, entry in enumerate(entries):
-        ds = _parse_dataset(entry, i, path, base, problems)
+        ds = _parse_dataset(entry, i, path, base, problems, added)
         if ds is None:
             continue
         if ds.id in seen:
@@ -376,7 +383,9 @@ def _check_place_files(sa: dict, where: str, base: Path, problems: list[str]) ->
             problems.append(f"{where}: key '{key}': {why}")
 
 
-def _parse_dataset(entry: object, index: int, path: Path, base: Path, problems: list[str]) -> Dataset | None:
+def _parse_dataset(
+    entry: object, index: int, path: Path, base: Path, problems: list[str], added: bool = False
+) -> Dataset | None:
     if not isinstance(entry, dict):
         problems.append(f"{path}: datasets[{index}]: must be a table")
         return None
@@ -399,6 +408,8 @@ def _parse_dataset(entry: object, index: int, path: Path, base: Path, problems: 
             bad(key, "must be a non-empty string")
     if _as_str(ident) and not ID_PATTERN.match(ident):
         bad("id", "use lower-case letters, digits and underscores, starting with a letter")
+    elif _as_str(ident) and UPLOAD_SEPARATOR in ident and not added:
+        bad("id", f"'{UPLOAD_SEPARATOR}' is kept for datasets added in the browser; use a single underscore")
     if _as_str(entry.get("kind")) and entry["kind"] not in KINDS:
         bad("kind", f"must be one of {', '.join(KINDS)}, not '{entry['kind']}'")
     if _as_str(entry.get("sharing")) and entry["sharing"] not in SHARING:

@@ -32,7 +32,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from app.catalog import Catalog, CatalogError, Dataset, entry_toml, load_catalog, parse_catalog
+from app.catalog import (
+    UPLOAD_SEPARATOR,
+    Catalog,
+    CatalogError,
+    Dataset,
+    entry_toml,
+    load_catalog,
+    parse_catalog,
+)
 from app.ingest import REASONS, dry_run, load, uploads_path
 from app.readers import SourceError
 
@@ -198,6 +206,22 @@ def check_row_cap(path: Path) -> int:
 # Check and load
 
 
+def agency_space(agency: str) -> str:
+    """The start of every id an agency's people give datasets they add in the browser
+    (``catalog.UPLOAD_SEPARATOR``): "Fairhaven Police" gives ``fairhaven_police__``."""
+    slug = re.sub(r"[^a-z0-9]+", "_", agency.lower()).strip("_")
+    if not slug or not slug[0].isalpha():
+        slug = f"agency_{slug}".rstrip("_")
+    return slug + UPLOAD_SEPARATOR
+
+
+def upload_id(name: str, agency: str | None) -> str:
+    """The id of a dataset added in the browser: as typed in local mode (one person sees every
+    dataset), else in the person's agency's space, so the id never clashes with a dataset of
+    another agency and an "already used" never tells them of one."""
+    return name if agency is None else agency_space(agency) + name
+
+
 def check(
     catalog_path: str | Path, db_path: str | Path, entry: dict, rows: int = 20
 ) -> tuple[Dataset, dict, pd.DataFrame]:
@@ -211,7 +235,7 @@ def check(
         raise CatalogError([f"dataset '{entry['id']}': key 'id': already used; choose another id"])
     raw = tomllib.loads(Path(catalog_path).read_text(encoding="utf-8"))
     proposed = {"study_area": raw["study_area"], "datasets": [entry]}
-    parsed: Catalog = parse_catalog(proposed, Path(catalog_path))
+    parsed: Catalog = parse_catalog(proposed, Path(catalog_path), added=True)
     ds = parsed.datasets[0]
     for file in ds.files:
         check_row_cap(file)

@@ -38,29 +38,25 @@ import argparse
 import datetime as dt
 import json
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from scale import write_input  # bench/ is the script's own folder, first on the path
+
+from app import store
+from app.aggregate import hex_totals, raw_hex_counts, ward_aggregate
+from app.filters import Filter, comparison, datasets_in, validate, with_period
+from app.h3cells import parent_np
+from app.ingest import load
+from app.store import facts
+from app.store.duckdb import open_store
+from app.store.layout import is_store, write_store
+from app.warehouse import open_readonly
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
-
-from scale import write_input  # noqa: E402
-
-from app import store  # noqa: E402
-from app.aggregate import hex_totals, raw_hex_counts, ward_aggregate  # noqa: E402
-from app.filters import Filter, comparison, datasets_in, validate, with_period  # noqa: E402
-from app.h3cells import parent_np  # noqa: E402
-from app.ingest import load  # noqa: E402
-from app.store import facts  # noqa: E402
-from app.store.duckdb import open_store  # noqa: E402
-from app.store.layout import is_store, write_store  # noqa: E402
-from app.warehouse import open_readonly  # noqa: E402
 
 GOAL_MS = 50
 YEAR = Filter(start=dt.date(2024, 1, 1), end=dt.date(2024, 12, 31))

@@ -179,12 +179,16 @@ def record_view(ctx: AccessContext, page: str, described: Mapping, restricted: l
     )
 
 
-def record_action(action: str, *, what: str, files=(), filter: Mapping | None = None) -> bool:
-    """Record an action a page performs (an upload, a load from the page) for this viewer.
-    Returns False, after saying so in one line, when the line cannot be written: the page must
-    then not go ahead."""
+def record_action(
+    action: str, *, what: str, files=(), filter: Mapping | None = None, extra: Mapping | None = None
+) -> bool:
+    """Record an action a page performs (an upload, a load from the page and its outcome) for
+    this viewer. Returns False, after saying so in one line, when the line cannot be written:
+    the page must then not go ahead."""
     try:
-        audit.record(trail_path(), action, current_access(), what=what, files=files, filter=filter)
+        audit.record(
+            trail_path(), action, current_access(), what=what, files=files, filter=filter, extra=extra
+        )
     except (audit.AuditError, ValueError) as exc:
         log.error("%s", exc)
         st.error("The audit trail cannot be written, so this cannot be done now; tell your administrator.")

@@ -12,6 +12,10 @@ from app.dashboard import access_ui, ui
 access_ui.require("admin")  # a hand-typed URL: the menu offers the page to administrators only
 view = ui.current_view()
 st.title("Access and audit")
+st.caption(
+    "This page names every dataset and every agency's activity, restricted ones included: it is "
+    "for the Office's information-governance staff, who keep the data-sharing agreements."
+)
 
 st.subheader("Access file")
 path = access.access_path()

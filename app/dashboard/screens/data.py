@@ -12,6 +12,7 @@ import streamlit as st
 from app import export, quality
 from app.dashboard import access_ui, cached, ui
 from app.suggest import ISO_8601, describe_format
+from app.uploads import agency_space as uploads_space
 
 MODES = {
     "latlon": "latitude and longitude",
@@ -79,9 +80,10 @@ def prefill(read: dict, stem: str) -> None:
     state["up_weight"] = NONE
 
 
-def upload_section(upload, version) -> None:
+def upload_section(upload, version, ctx) -> None:
     """The file's first rows, the suggested mapping, the form, and after a check the preview
     map, the rows that would be quarantined and the button that loads."""
+    from app import uploads
     from app.catalog import CatalogError
     from app.readers import SourceError
 
@@ -100,12 +102,19 @@ def upload_section(upload, version) -> None:
     modes = [m for k, m in MODES.items() if k != "geometry" or read["geometry"]]
     mode = st.radio("Place", modes, key="up_mode", horizontal=True)
     formats = list(dict.fromkeys([*s.time_formats, ISO_8601, OTHER_FORMAT]))
+    # Signed in, a person adds datasets as their own agency, with ids in its own space: what
+    # they add is never another agency's, and an id they choose never tells of one.
+    own = None if ctx.local else ctx.agency
     with st.form("up_form"):
         a, b = st.columns(2)
         entry = {
-            "id": a.text_input("Id (lower case, digits, _)", key="up_id"),
+            "id": a.text_input(
+                "Id (lower case, digits, _)",
+                key="up_id",
+                help=None if own is None else f"Saved as {uploads_space(own)}<id>: your agency's own ids.",
+            ),
             "title": b.text_input("Title", key="up_title"),
-            "agency": a.text_input("Agency", key="up_agency"),
+            "agency": own if own is not None else a.text_input("Agency", key="up_agency"),
             "kind": b.selectbox("Kind", ["demand", "intervention"], key="up_kind"),
             "sharing": a.selectbox("Sharing", ["partners", "restricted", "open"], key="up_sharing"),
             "licence": b.text_input("Licence", key="up_licence"),
@@ -146,6 +155,8 @@ def upload_section(upload, version) -> None:
     entry["record_id"] = None if record_id == NONE else record_id
     entry["weight"] = None if weight == NONE else weight
     entry = {k: v for k, v in entry.items() if v not in (None, "")}
+    if own is not None and entry.get("id"):
+        entry["id"] = uploads.upload_id(entry["id"], own)
     if checked:
         if time_format is None:
             st.error("Choose the time format: the dates read both day first and month first.")
@@ -241,14 +252,22 @@ def load_checked(entry: dict) -> None:
     from app.readers import SourceError
 
     source = Path(entry["path"])
-    files = [audit.file_entry(source.name, None, audit.sha256_of(source))] if source.is_file() else []
-    if not access_ui.record_action("upload", what=str(entry.get("id", source.name)), files=files):
+    files = []
+    if source.is_file():  # rows counted as the load's own check counts them, without reading them
+        rows = uploads.count_rows(source)
+        files = [audit.file_entry(source.name, rows, audit.sha256_of(source))]
+    what = str(entry.get("id", source.name))
+    if not access_ui.record_action("upload", what=what, files=files):
         return
     try:
         with st.spinner("Loading"):
             result = uploads.add(catalog_path(), warehouse_path(), entry)
     except (CatalogError, SourceError, ValueError) as exc:
         result = {"status": "failed", "error": str(exc)}
+    outcome = {k: result.get(k) for k in ("status", "rows_loaded", "rows_quarantined") if k in result}
+    # The load has happened either way: its outcome is recorded, and a trail that cannot take
+    # the line is said on the page (record_action) but cannot undo the load.
+    access_ui.record_action("load", what=what, files=files, extra={"outcome": outcome})
     if result.get("status") == "loaded":
         loaded_rows, quarantined = result["rows_loaded"], result["rows_quarantined"]
         st.success(f"Loaded {loaded_rows:,} rows; quarantined {quarantined:,}.")
@@ -343,8 +362,12 @@ st.caption(
     "through the same engine as `python -m app load`. Nothing is loaded until you confirm, and "
     "nothing already loaded is touched if it fails."
 )
-for line in quality.skipped_uploads():
+skipped = quality.skipped_uploads()
+if not ctx.local:  # only what the person's own agency added: another agency's are not theirs to see
+    space = f"'{uploads_space(ctx.agency)}"
+    skipped = [line for line in skipped if space in line]
+for line in skipped:
     st.warning(f"Not loaded: {ui.plain(line)}")
 upload = st.file_uploader("File", type=["csv", "parquet", "geojson", "json"], key="up_file")
 if upload is not None:
-    upload_section(upload, ui.db_version())
+    upload_section(upload, ui.db_version(), ctx)
