@@ -209,3 +209,22 @@ def test_every_file_a_page_offers_is_recorded_when_fetched(env, fetched, page, f
     for e in entries:
         assert (e["agency"], e["role"]) == ("Fairhaven City Council", "service_manager")
         assert e["what"] and e["filter"] is not None and len(e["files"][0]["sha256"]) == 64
+
+
+@pytest.mark.parametrize(
+    ("user", "sees_early_help"),
+    [(POLICE, False), (FIRE_COUNCILLOR, False), (signed_in("a@children.example"), True)],
+)
+def test_a_ward_link_and_the_profiles_files_hold_only_what_the_viewer_may_see(
+    env, fetched, user, sees_early_help
+):
+    """Another agency's person follows a ward link (as sent by a colleague): the profile page,
+    its printable HTML and its JSON hold no trace of the restricted dataset; its owner finds it
+    in all three (so the check can see it)."""
+    at = run(user, "screens/ward.py", ward="E05900001")
+    assert "E05900001" in " ".join(t.value for t in at.title)
+    files = {name: make().decode("utf-8") for name, make in fetched}
+    assert set(files) == {"ward-profile-E05900001.html", "ward-profile-E05900001.json"}
+    profile = json.loads(files["ward-profile-E05900001.json"])
+    for shown in (texts(at), files["ward-profile-E05900001.html"], json.dumps(profile)):
+        assert any(word in shown for word in EARLY_HELP_WORDS) == sees_early_help
