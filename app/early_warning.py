@@ -465,7 +465,9 @@ def describe(rule: Rule = DEFAULT_RULE) -> str:
         "that its own backtest over the 24 months before chose, and holds at least "
         f"{MIN_RECORDS} records. Each place is judged against its own history, so a place that is "
         "as busy as usual is not flagged. Partners' and restricted datasets are judged on released "
-        f"figures only: a month of fewer than {rule.threshold} records is never flagged."
+        f"figures only: a month of fewer than {rule.threshold} records is never flagged. The "
+        "statistical model that the forecast export also tries is not tried here, to keep the page "
+        "quick: on a place's own short history it seldom beats the simple methods."
     )
 
 

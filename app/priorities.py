@@ -255,8 +255,10 @@ def describe(units: pd.DataFrame, kind: str, horizon: str, rule: Rule = DEFAULT_
         )
     return (
         f"{places.capitalize()} are ranked by the records expected {horizon}, {summed}. "
-        "Each figure is an estimate: the forecast of the method that dataset's own backtest chose "
-        "over the last 24 months, shown with its 80 % interval. Partners' and restricted datasets "
+        "Each figure is an estimate: the forecast of the simple method (last 12 months, all "
+        "history, smoothed or same month last year) that dataset's own backtest chose over the last "
+        "24 months, shown with its 80 % interval (the forecast export also tries a statistical "
+        "model, used only where it beats these by 10 %). Partners' and restricted datasets "
         f"count as released forecasts (under {rule.threshold}: counted as {SUPPRESSED_STAND_IN:g}). "
         "Beside each place: what each agency's interventions did there in the last 12 months, and "
         "whether its demand hotspots are served (interventions concentrated on them), unserved, or "
