@@ -54,13 +54,13 @@ test: $(VENV)/.dev data/demo/planted.json java
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
 
-bench: $(VENV)/.dev
+bench: $(VENV)/.dev load
 	$(PY) bench/ingest.py
 	$(PY) bench/query.py
 	$(PY) bench/hotspots.py
 	$(PY) bench/dashboard.py
 	$(PY) bench/ward_profile.py
-	$(PY) bench/forecast.py
+	$(PY) bench/forecast.py --db $(DB) --dataset police_crime --res 9 --months 24
 
 clean:
 	rm -rf data/demo $(DB) $(DB).lock $(STORE) test-artifacts
