@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import duckdb
+import h3
 import numpy as np
 import pandas as pd
 
@@ -123,6 +124,10 @@ def rank(
             "place_kind": kind,
             "place_id": places["place_id"].to_numpy(),
             "place_name": places["place_name"].to_numpy(),
+            # Where each area lies, for a link to the map (a ward is found by its code).
+            "h3_cells": [[h3.int_to_str(int(c)) for c in cells] for cells in places["cells"]]
+            if "cells" in places
+            else [[] for _ in range(len(places))],
             "score": np.round(score, 1),
             "expected_demand": ["; ".join(w) for w in words],
             "intervention_status": status,

@@ -372,10 +372,13 @@ def hex_change(frame: pd.DataFrame, threshold: int = 5) -> Built:
 def hotspots(frame: pd.DataFrame, threshold: int = 5) -> Built:
     frame = frame[frame["bin"] != 0].copy()
     frame["color"] = [list(HOT_COLD[int(b)]) for b in frame["bin"]]
+    # The place first, as the tables name it (an ``area`` column, when the page gives one).
+    places = frame["area"].fillna("").astype(str) if "area" in frame else pd.Series("", index=frame.index)
     frame["tip"] = [
-        f"{BIN_LABELS[int(b)]}\nRecords: {count_label(v, s, threshold)}\nz = {z:.2f}, FDR p = {p:.3f}"
-        for b, v, s, z, p in zip(
-            frame["bin"], frame["count"], frame["suppressed"], frame["z"], frame["p_fdr"], strict=True
+        (f"{a}\n" if a else "")  # a tooltip of text, not HTML: names shown as written
+        + f"{BIN_LABELS[int(b)]}\nRecords: {count_label(v, s, threshold)}\nz = {z:.2f}, FDR p = {p:.3f}"
+        for a, b, v, s, z, p in zip(
+            places, frame["bin"], frame["count"], frame["suppressed"], frame["z"], frame["p_fdr"], strict=True
         )
     ]
     legend = [LegendItem(BIN_LABELS[b], HOT_COLD[b]) for b in (3, 2, 1, -1, -2, -3)]

@@ -156,3 +156,20 @@ def test_a_briefing_names_records_without_a_category_in_plain_words():
         unit_words(SimpleNamespace(**{**vars(row), "category": "Burglary"})) == "Burglary in Recorded crime"
     )
     assert category_label("unknown") == "Not recorded" and category_label("Burglary") == "Burglary"
+
+
+def test_the_maps_hotspot_tooltips_name_the_areas_the_page_lists(page, small_demo_db):
+    """A hotspot cell's tooltip says first the area it belongs to, by the name the hotspots
+    page gives it; a cell of no area says no place."""
+    import json
+
+    listed = set(page().dataframe[0].value["Area"])
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.query_params["layers"] = "hotspots,outlines"
+    at.switch_page("screens/map.py").run()
+    assert not at.exception
+    drawn = json.loads(at.get("deck_gl_json_chart")[0].proto.json)["layers"]
+    cells = next(layer for layer in drawn if layer["id"] == "hotspots")["data"]
+    named = {tip.split("\n")[0] for tip in (c["tip"] for c in cells) if not tip.startswith(("Hot", "Cold"))}
+    assert named and named <= listed
+    assert all(c["tip"].split("\n")[0] in listed or c["tip"].startswith(("Hot", "Cold")) for c in cells)

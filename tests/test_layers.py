@@ -397,3 +397,21 @@ def test_a_linked_view_is_kept_only_near_the_study_area():
     assert linked_view({"lat": "north", "lon": "-0.9"}, bounds, ignored) is None
     assert linked_view({"lat": "52.3", "lon": "-0.9", "zoom": "99"}, bounds, ignored).zoom < 20
     assert len(ignored) == 3
+
+
+def test_a_hotspot_tooltip_names_its_area_first():
+    frame = pd.DataFrame(
+        {
+            "h3_cell": ["881f1d4811fffff", "881f1d4813fffff", "881f1d4815fffff"],
+            "count": [40.0, 30.0, 20.0],
+            "suppressed": False,
+            "bin": [3, 2, -1],
+            "z": [4.0, 2.5, -2.0],
+            "p_fdr": [0.001, 0.01, 0.04],
+            "area": ["Old Market & the Quay", "", None],
+        }
+    )
+    data = layers.build("hotspots", frame).layers[0].data
+    tips = list(data["tip"]) if isinstance(data, pd.DataFrame) else [row["tip"] for row in data]
+    assert tips[0].startswith("Old Market & the Quay\nHot spot") and "z = 4.00" in tips[0]
+    assert tips[1].startswith("Hot spot") and tips[2].startswith("Cold spot")

@@ -11,7 +11,8 @@ import pandas as pd
 import streamlit as st
 
 from app import early_warning as ew
-from app.dashboard import access_ui, ui
+from app.access import AccessContext
+from app.dashboard import access_ui, cached, map_links, ui
 from app.filters import Filter
 
 DOWNLOAD_COLUMNS = [c for c in ew.COLUMNS if c != "h3_cells"]
@@ -60,6 +61,23 @@ def opening(stamp, f: Filter) -> tuple[pd.DataFrame, str | None]:
         "(pick another month above)."
     )
     return found.frame, found.month
+
+
+def place_links(flags: pd.DataFrame, stamp, ctx: AccessContext) -> list[str | None]:
+    """Each flagged place's link to the map: a hotspot area centred on its cells with the
+    hotspot layer (or the records' density, for a role without hotspot layers), a ward
+    fitted whole with the ward figures and outlines."""
+    filter_params = map_links.current_filter_params()
+    area_layers = map_links.area_layers(ctx)
+    outlines = cached.ward_shapes(stamp).set_index("ward_code")["geojson"].to_dict()
+    links = []
+    for row in flags.itertuples():
+        if row.place_kind == "area":
+            view, layers = map_links.cells_view(row.h3_cells), area_layers
+        else:
+            view, layers = map_links.shape_view(outlines.get(row.place_id)), map_links.WARD_MAP_LAYERS
+        links.append(map_links.place_link(str(row.place_name), view, filter_params, layers))
+    return links
 
 
 def main() -> None:
@@ -114,13 +132,19 @@ def main() -> None:
     table = pd.DataFrame(
         {
             "Place": shown["place_name"],
+            map_links.LINK_HEADER: place_links(shown, stamp, ctx),
             "Kind": shown["place_kind"].map(ew.KINDS),
             "Data": shown["dataset_title"],
             "Agency": shown["agency"],
             "What happened": shown["sentence"],
         }
     )
-    st.dataframe(table, hide_index=True, width="stretch")
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        column_config={map_links.LINK_HEADER: map_links.link_column()},
+    )
     access_ui.download_button(
         "Download the list (CSV)",
         lambda: shown[DOWNLOAD_COLUMNS].to_csv(index=False),

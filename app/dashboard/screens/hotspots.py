@@ -6,20 +6,15 @@ see overlap views. Every file offered is recorded in the audit trail when it is 
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 
 from app import access, areas, hotspots, overlap, quality
 from app.dashboard import access_ui, cached, ui
-from app.dashboard.ui import FILTER_PARAMS, plain
+from app.dashboard.map_links import area_layers, current_filter_params, link_column, map_link, map_params
+from app.dashboard.ui import plain
 from app.filters import Filter
-
-MAP_LAYERS = "hotspots,outlines"  # the hotspot layer, with the ward outlines to read it by
-# For a role without hotspot layers (councillors): the records' density under the same outlines.
-PLAIN_MAP_LAYERS = "density,outlines"
 
 
 @st.cache_data(ttl=600, max_entries=32, show_spinner=False)
@@ -29,36 +24,6 @@ def hotspot_areas(stamp, f: Filter, res: int, k: int) -> pd.DataFrame:
     classes = cached.classes(stamp, f, res, k)
     trend = cached.emerging_cells(stamp, f, res, k)
     return areas.areas_for(ui.warehouse(stamp), f, res, spots, classes, trend)
-
-
-def map_params(row: pd.Series, filter_params: dict, map_layers: str = MAP_LAYERS) -> dict:
-    """The map page's URL parameters that centre and zoom it on an area with ``map_layers`` on
-    (the hotspot layer where the viewer may see it), under the same filter (the filter's own
-    parameters are carried over)."""
-    return {
-        **filter_params,
-        "lat": f"{row['lat']:.5f}",
-        "lon": f"{row['lon']:.5f}",
-        "zoom": str(int(row["zoom"])),
-        "area": str(row["name"]),
-        "layers": map_layers,
-    }
-
-
-def map_link(row: pd.Series, filter_params: dict, map_layers: str = MAP_LAYERS) -> str:
-    """A link to the map (the app's root page) on an area: it opens in a new tab, and can be
-    copied and sent."""
-    return "./?" + urlencode(map_params(row, filter_params, map_layers), doseq=True)
-
-
-def current_filter_params() -> dict:
-    """The shared filter's parameters as the URL holds them now."""
-    out: dict = {}
-    for key in FILTER_PARAMS:
-        values = st.query_params.get_all(key)
-        if values:
-            out[key] = values if len(values) > 1 else values[0]
-    return out
 
 
 def area_download(frame: pd.DataFrame) -> pd.DataFrame:
@@ -77,7 +42,7 @@ version = ui.db_version()
 con = ui.warehouse()
 f = view.filter
 described = f.describe()
-map_layers = MAP_LAYERS if access.may(ctx, "hotspot_layers") else PLAIN_MAP_LAYERS
+map_layers = area_layers(ctx)
 st.title("Hotspots and overlap" if access.may(ctx, "overlap") else "Hotspots")
 
 spots, warning = cached.hotspot_cells(version, f, view.res, view.k)
@@ -123,7 +88,7 @@ if len(hot):
         selection_mode="single-row",
         column_config={
             "Area": st.column_config.TextColumn("Area", width="medium", pinned=True),
-            "Show on map": st.column_config.LinkColumn("Show on map", display_text="show on map", width=110),
+            "Show on map": link_column(),
             "Records": st.column_config.TextColumn("Records", width="small"),
             "Trend": st.column_config.TextColumn(
                 "Trend", help="From each hexagon's monthly hotspot pattern (emerging hotspot analysis)"

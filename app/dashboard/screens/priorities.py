@@ -11,7 +11,7 @@ import streamlit as st
 
 from app import priorities as pr
 from app.access import AccessContext
-from app.dashboard import access_ui, ui
+from app.dashboard import access_ui, cached, map_links, ui
 from app.filters import Filter
 
 KINDS = {"Wards": "ward", "Hotspot areas": "area"}
@@ -28,6 +28,24 @@ def ranking(
     stamp, weights: tuple[tuple[str, float], ...], kind: str, horizon: str, ctx: AccessContext
 ) -> pr.Ranking:
     return pr.rank(ui.warehouse(stamp), dict(weights), kind=kind, horizon=horizon, access=ctx)
+
+
+def place_links(frame: pd.DataFrame, stamp, ctx: AccessContext) -> list[str | None]:
+    """Each ranked place's link to the map: a hotspot area centred on its cells with the
+    hotspot layer (or the records' density, for a role without hotspot layers), a ward fitted
+    whole with the ward figures and outlines."""
+    filter_params = map_links.current_filter_params()
+    if (frame["place_kind"] == "area").any():
+        views = [map_links.cells_view(cells) for cells in frame["h3_cells"]]
+        layers = map_links.area_layers(ctx)
+    else:
+        outlines = cached.ward_shapes(stamp).set_index("ward_code")["geojson"].to_dict()
+        views = [map_links.shape_view(outlines.get(p)) for p in frame["place_id"]]
+        layers = map_links.WARD_MAP_LAYERS
+    return [
+        map_links.place_link(str(name), view, filter_params, layers)
+        for name, view in zip(frame["place_name"], views, strict=True)
+    ]
 
 
 def weight_key(agency: str) -> str:
@@ -74,10 +92,12 @@ def main() -> None:
         return
     st.info(result.description)
     frame = result.frame
+    counted = tuple(a for a, w in sorted(weights.items()) if w > 0)
     table = pd.DataFrame(
         {
             "Rank": frame["rank"],
             "Place": frame["place_name"],
+            map_links.LINK_HEADER: place_links(frame, stamp, ctx),
             "Weighted expected demand": frame["score"],
             "Expected (estimate, 80 % interval)": frame["expected_demand"],
             "Interventions": frame["intervention_status"],
@@ -91,12 +111,12 @@ def main() -> None:
         column_config={
             # Read with thousands separators; the download keeps the plain number.
             "Weighted expected demand": st.column_config.NumberColumn(format=SCORE_FORMAT),
+            map_links.LINK_HEADER: map_links.link_column(),
         },
     )
-    counted = tuple(a for a, w in sorted(weights.items()) if w > 0)
     access_ui.download_button(
         "Download for tasking (CSV)",
-        lambda: frame.to_csv(index=False),
+        lambda: frame.drop(columns="h3_cells").to_csv(index=False),
         file_name="priorities.csv",
         mime="text/csv",
         key="pr_download",

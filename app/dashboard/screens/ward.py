@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from app import areas, briefing, early_warning, profile
-from app.dashboard import access_ui, cached, ui
+from app.dashboard import access_ui, cached, map_links, ui
 from app.disclosure import DEFAULT_RULE
 from app.filters import Filter, period_words
 
@@ -63,6 +63,27 @@ def ranking_chart(table: pd.DataFrame, code: str, key: str) -> None:
     st.plotly_chart(chart, width="stretch", key=key)
 
 
+def cell_table(table: pd.DataFrame, key: str) -> None:
+    """The ward's hotspot cells with the headers ``ui.hotspot_table`` gives them (the hotspots
+    page's own cell table), and each hexagon's link to the map shown as a link."""
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        key=key,
+        column_config={
+            "h3_cell": "H3 cell",
+            map_links.LINK_HEADER: map_links.link_column(),
+            "p_fdr": st.column_config.NumberColumn("p (FDR)", format="%.1e"),
+            "z": st.column_config.NumberColumn("z", format="%.2f"),
+            "bin": "Gi* bin",
+            "hot_demand_agencies": "hot demand of",
+            "intervention_agencies": "interventions concentrated",
+            "intervention status": "intervention status",
+        },
+    )
+
+
 def change_table(frame: pd.DataFrame) -> pd.DataFrame:
     """The changes tested, with plain headers: calls first, then the largest."""
     if frame.empty:
@@ -88,7 +109,7 @@ def change_table(frame: pd.DataFrame) -> pd.DataFrame:
     ).reset_index(drop=True)
 
 
-access_ui.require("ward")  # every role may open it; a viewer not let in is stopped here
+ctx = access_ui.require("ward")  # every role may open it; a viewer not let in is stopped here
 view = ui.current_view()
 version = ui.db_version()
 f = view.filter
@@ -223,8 +244,23 @@ else:
 
 st.subheader("Hotspot areas")
 interventions = "intervention" in set(selected["kind"])
+filter_params = map_links.current_filter_params()
+area_layers = map_links.area_layers(ctx)
 if len(brief.areas):
-    st.dataframe(profile.area_table(brief.areas), hide_index=True, width="stretch", key="ward_areas")
+    # The printed profile has no links: the column is added here, beside each area's name.
+    shown_areas = profile.area_table(brief.areas)
+    shown_areas.insert(
+        1,
+        map_links.LINK_HEADER,
+        [map_links.map_link(r, filter_params, area_layers) for _, r in brief.areas.iterrows()],
+    )
+    st.dataframe(
+        shown_areas,
+        hide_index=True,
+        width="stretch",
+        key="ward_areas",
+        column_config={map_links.LINK_HEADER: map_links.link_column()},
+    )
 else:
     st.info("No area of concentrated demand (95 % confidence) touches this ward.")
 
@@ -250,8 +286,27 @@ with st.expander("Analyst detail: hotspot cells, z-scores and the tests"):
             other_wards=[", ".join(split.loc[h, "other_wards"]) for h in table["h3_cell"]],
         ).rename(columns={"records": "records in the cell", "in_ward": "records in this ward",
                           "other_wards": "cell also in"})  # fmt: skip
-        order = ["h3_cell", "records in this ward", "records in the cell", "cell also in"]
-        ui.hotspot_table(detail[order + [c for c in detail.columns if c not in order]], key="ward_hotspots")
+        # A hexagon is named by the hotspot area it lies in, else by this ward (its centre is in it):
+        # never by its id, which says nothing on the map.
+        mine = brief.areas if len(brief.areas) else pd.DataFrame({"name": [], "h3_cells": []})
+        in_area = {c: str(n) for n, cells in zip(mine["name"], mine["h3_cells"], strict=True) for c in cells}
+        detail[map_links.LINK_HEADER] = [
+            map_links.place_link(
+                f"hexagon in {in_area.get(h, names[code])}",
+                map_links.cells_view([h]),
+                filter_params,
+                area_layers,
+            )
+            for h in table["h3_cell"]
+        ]
+        order = [
+            "h3_cell",
+            map_links.LINK_HEADER,
+            "records in this ward",
+            "records in the cell",
+            "cell also in",
+        ]
+        cell_table(detail[order + [c for c in detail.columns if c not in order]], key="ward_hotspots")
         st.caption(
             "A cell that reaches into other wards shows the records inside this ward beside the cell's "
             "total; each figure is released on its own."
