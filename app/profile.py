@@ -217,14 +217,9 @@ def to_html(p: WardProfile, rule: Rule = DEFAULT_RULE) -> str:
         if drawn
         else ""
     )
-    windows = common_windows(b.windows) if b is not None else None
-    chart = trend_svg(p.trend, windows)
-    window_note = (
-        f"<p><small>Shaded: {html.escape(period_words(*windows[1]))} (lighter) and "
-        f"{html.escape(period_words(*windows[0]))} (darker), the two years the changes compare.</small></p>"
-        if windows
-        else ""
-    )
+    groups = window_groups(b.windows) if b is not None else []
+    chart = trend_svg(p.trend, [(current, previous) for current, previous, _ in groups])
+    window_note = f"<p><small>{html.escape(windows_note(groups))}</small></p>" if groups else ""
     ranking = ""
     if b is not None and len(b.ranking):
         ranking = (
@@ -256,6 +251,35 @@ def _categories_for_people(cats: pd.DataFrame) -> pd.DataFrame:
     if "category" in cats.columns:
         cats = cats.assign(category=cats["category"].map(category_label))
     return cats.rename(columns=str.capitalize)
+
+
+def window_groups(windows: pd.DataFrame) -> list[tuple[tuple, tuple, tuple[str, ...]]]:
+    """The pairs of windows the changes compare (``current``, ``previous``), each with the
+    titles of the datasets compared over it, earliest first: files that end at different dates
+    each compare their own last year, and the trend chart shades each pair."""
+    used = windows[windows["reason"] == ""] if len(windows) else windows
+    groups: dict[tuple, list[str]] = {}
+    for r in used.itertuples():
+        groups.setdefault((r.current, r.previous), []).append(str(r.title))
+    return [(c, p, tuple(titles)) for (c, p), titles in sorted(groups.items())]
+
+
+def windows_note(groups: list[tuple[tuple, tuple, tuple[str, ...]]]) -> str:
+    """What the chart's shading marks, in words (plain text)."""
+    if len(groups) == 1:
+        current, previous, _ = groups[0]
+        return (
+            f"Shaded: {period_words(*previous)} (lighter) and {period_words(*current)} (darker), "
+            "the two years the changes compare."
+        )
+    each = "; ".join(
+        f"{', '.join(titles)}: {period_words(*current)} against {period_words(*previous)}"
+        for current, previous, titles in groups
+    )
+    return (
+        "Shaded, darker then lighter, the two years each change compares, as the data end at "
+        f"different dates: {each}."
+    )
 
 
 def common_windows(windows: pd.DataFrame) -> tuple[tuple, tuple] | None:
@@ -440,10 +464,15 @@ def _nice_step(raw: float) -> float:
 
 
 def trend_svg(
-    trend: pd.DataFrame, windows: tuple[tuple, tuple] | None = None, width: int = 640, height: int = 260
+    trend: pd.DataFrame,
+    windows: tuple[tuple, tuple] | list[tuple[tuple, tuple]] | None = None,
+    width: int = 640,
+    height: int = 260,
 ) -> str:
     """One line per dataset per month (demand solid, interventions dashed; a suppressed or
-    uncovered month is a gap), the two compared windows shaded, with a legend below."""
+    uncovered month is a gap), the two compared windows shaded (each pair of them, where
+    datasets compare different years), with a legend below."""
+    pairs = windows if isinstance(windows, list) else [windows] if windows else []
     if trend is None or not len(trend):
         return "<p>No records to draw.</p>"
     left, right, top, bottom = 46, 10, 10, 24
@@ -463,8 +492,8 @@ def trend_svg(
         return top + (1 - v / top_value) * (height - top - bottom)
 
     parts = [f"<rect x='0' y='0' width='{width}' height='{height}' fill='#fff'/>"]
-    if windows:
-        for (start, end), shade in zip(windows, ("#fdd0a2", "#fee6ce"), strict=True):
+    for pair in pairs:
+        for (start, end), shade in zip(pair, ("#fdd0a2", "#fee6ce"), strict=True):
             # Each month's point sits on its first day: a window runs from its first month's
             # point to the next window's, so the two shaded years meet.
             after = pd.Timestamp(end) + pd.Timedelta(days=1)

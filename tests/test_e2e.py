@@ -166,7 +166,11 @@ def test_clicking_a_hex_shows_its_detail(server, page):
     found = re.search(r"Cell ([0-9a-f]{15})", tooltip.inner_text())
     assert found, tooltip.inner_text()
     page.mouse.click(x, y)
-    page.get_by_role("heading", name=f"Cell {found.group(1)}").wait_for(timeout=WAIT_MS)
+    # The detail names the place in words; the cell id is the caption under it.
+    page.get_by_text(f"Cell {found.group(1)} (H3 resolution").wait_for(timeout=WAIT_MS)
+    heading = page.get_by_role("heading", name=re.compile(r"^Hexagon in \w"))
+    heading.wait_for(timeout=WAIT_MS)
+    assert found.group(1) not in heading.inner_text()
     page.wait_for_timeout(2000)
     page.screenshot(path=str(ARTIFACTS / "hex-detail.png"), full_page=True)
 

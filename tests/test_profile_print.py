@@ -5,6 +5,7 @@ line that writes it (and a PDF through the machine's Chromium)."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -15,6 +16,7 @@ import pytest
 from test_briefing import areas_frame, tiny_city
 
 from app import cli, profile
+from app.briefing import period_words
 from app.filters import Filter
 from app.warehouse import connect
 
@@ -107,6 +109,21 @@ def test_the_trend_marks_both_compared_years(west):
     svg = profile.trend_svg(west.trend, (calls["current"], calls["previous"]))
     assert svg.count("fill='#fdd0a2'") == 1 and svg.count("fill='#fee6ce'") == 1
     assert "<polyline" in svg and "stroke-dasharray" in svg  # demand solid, patrols dashed
+
+
+def test_datasets_ending_at_different_dates_each_have_their_years_shaded_and_named(west, page):
+    """The tiny city's files end at different dates: each compares its own last year, and the
+    chart shades each pair, the note saying whose years they are."""
+    windows = west.briefing.windows
+    used = windows[windows["reason"] == ""]
+    groups = profile.window_groups(windows)
+    assert len(groups) == len({(r.current, r.previous) for r in used.itertuples()}) > 1
+    assert sorted(t for _, _, titles in groups for t in titles) == sorted(used["title"])
+    assert page.count("fill='#fdd0a2'") == page.count("fill='#fee6ce'") == len(groups)
+    note = profile.windows_note(groups)
+    for current, previous, titles in groups:
+        said = f"{', '.join(titles)}: {period_words(*current)} against {period_words(*previous)}"
+        assert said in note and html.escape(said) in page
 
 
 def test_the_ranking_lists_every_ward_and_marks_this_one(west, page):

@@ -4,6 +4,8 @@ two columns rather than three."""
 
 from __future__ import annotations
 
+import h3
+import shapely
 import streamlit as st
 
 from app import overlap
@@ -14,11 +16,29 @@ from app.filters import Filter
 from layers.builders import BIN_LABELS
 
 
+def cell_place(version, f: Filter, cell: str, res: int, k: int) -> str:
+    """Where a hexagon lies, as people say it: the hotspot area it belongs to, else the ward
+    holding its centre (else "outside the wards")."""
+    named = cached.named_hotspot_cells(version, f, res, k)
+    area = named.loc[named["h3_cell"] == cell, "area"]
+    if len(area) and area.iloc[0]:
+        return str(area.iloc[0])
+    lat, lon = h3.cell_to_latlng(cell)
+    centre = shapely.Point(lon, lat)
+    shapes = cached.ward_shapes(version)
+    for name, outline in zip(shapes["ward_name"], shapes["geojson"], strict=True):
+        if outline and shapely.from_geojson(outline).covers(centre):
+            return str(name)
+    return "outside the wards"
+
+
 def cell_detail(version, f: Filter, cell: str, res: int, k: int) -> None:
     spots, _ = cached.hotspot_cells(version, f, res, k)
     row = spots.set_index("h3_cell").loc[cell] if cell in set(spots["h3_cell"]) else None
     trend = cached.emerging_cells(version, f, res, k).set_index("h3_cell")
-    st.subheader(f"Cell {cell}")
+    # The place in words; the cell's id is the analyst's detail, under it.
+    st.subheader(ui.plain(f"Hexagon in {cell_place(version, f, cell, res, k)}"))
+    st.caption(f"Cell {cell} (H3 resolution {res})")
     c1, c2 = st.columns(2)
     if row is not None:
         c1.metric("Records", DEFAULT_RULE.label(row["count"], row["suppressed"]))

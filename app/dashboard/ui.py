@@ -399,12 +399,14 @@ def current_view() -> View:
     return view
 
 
-def trend_chart(trend: pd.DataFrame, key: str, freq: str = "month", windows: tuple | None = None) -> None:
+def trend_chart(trend: pd.DataFrame, key: str, freq: str = "month", windows: list | None = None) -> None:
     """Records per dataset (``trends.agency_trend``), grouped by agency in the legend, demand
     solid and interventions dashed. A period whose figure is suppressed is a gap with its "<5",
     never a misleading zero; a line with no released figure at all is not drawn, and is named
-    under the chart rather than left in the legend with nothing to show. ``windows`` (two
-    (start, end) pairs: the compared year and the year before) are shaded behind the lines."""
+    under the chart rather than left in the legend with nothing to show. ``windows``
+    (``profile.window_groups``: each compared year and the year before, with the datasets
+    compared over them) are shaded behind the lines; where datasets end at different dates,
+    each pair is named for its datasets."""
     import html
 
     import plotly.graph_objects as go
@@ -437,19 +439,24 @@ def trend_chart(trend: pd.DataFrame, key: str, freq: str = "month", windows: tup
                 "%{customdata}<extra></extra>",
             )
         )
-    for (start, end), (colour, label) in zip(
-        windows or (), (("#fdae6b", "compared year"), ("#fee6ce", "year before")), strict=False
-    ):
-        chart.add_vrect(
-            x0=pd.Timestamp(start) - pd.Timedelta(days=14),
-            x1=pd.Timestamp(end).replace(day=1) + pd.Timedelta(days=14),
-            fillcolor=colour,
-            opacity=0.35,
-            line_width=0,
-            layer="below",
-            annotation_text=f"{label}: {period_words(start, end)}",
-            annotation_position="top left",
-        )
+    several = len(windows or ()) > 1
+    for current, previous, titles in windows or ():
+        for (start, end), colour, label in (
+            (current, "#fdae6b", "compared year"),
+            (previous, "#fee6ce", "year before"),
+        ):
+            if several:  # each pair said once, on its compared year, for its datasets
+                label = f"{', '.join(titles)}: compared year" if colour == "#fdae6b" else ""
+            chart.add_vrect(
+                x0=pd.Timestamp(start) - pd.Timedelta(days=14),
+                x1=pd.Timestamp(end).replace(day=1) + pd.Timedelta(days=14),
+                fillcolor=colour,
+                opacity=0.35,
+                line_width=0,
+                layer="below",
+                annotation_text=html.escape(f"{label}: {period_words(start, end)}") if label else None,
+                annotation_position="top left",
+            )
     protected = (trend["sharing"] != "open").any()
     chart.update_layout(
         yaxis_title="Records (partners' figures protected)" if protected else "Records",
@@ -460,9 +467,9 @@ def trend_chart(trend: pd.DataFrame, key: str, freq: str = "month", windows: tup
     st.plotly_chart(chart, width="stretch", key=key)
     notes = ["One line per dataset, never added up: datasets of one agency count different things."]
     if windows:
-        notes.append(
-            f"Shaded: {period_words(*windows[0])}, compared with {period_words(*windows[1])} in the summary."
-        )
+        from app.profile import windows_note
+
+        notes.append(plain(windows_note(windows)))
     if (trend["suppressed_datasets"] > 0).any():
         notes.append(
             f"A gap is a {freq} whose figure is suppressed (below {DEFAULT_RULE.threshold}, zero "

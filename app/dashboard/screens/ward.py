@@ -189,8 +189,8 @@ if head_note := cached.coverage_note(version, head_filter):
 
 st.subheader("Trend per dataset")
 trend = cached.trend(version, f, "month", ward=code)
-windows = profile.common_windows(brief.windows)
-ui.trend_chart(trend, key="ward-series", windows=windows)
+groups = profile.window_groups(brief.windows)
+ui.trend_chart(trend, key="ward-series", windows=groups)
 trend_note = cached.coverage_note(version, f)
 if trend_note:
     st.caption(ui.plain(trend_note))
