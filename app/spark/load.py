@@ -327,8 +327,9 @@ def _tidy(folder: Path) -> None:
 
 
 def _write_small_tables(con: duckdb.DuckDBPyConnection, work: Path, tables: dict[str, dict]) -> None:
-    """The warehouse's small tables (but the quarantine, which Spark wrote) from ``con``."""
-    for name in layout.TABLES:
+    """The warehouse's small tables (but the quarantine, which Spark wrote) from ``con``, and
+    the gazetteer's where the catalogue names one."""
+    for name in (*layout.TABLES, *layout.present_optional_tables(con)):
         target = work / f"{name}.parquet"
         if name == "quarantine":
             rows = con.execute("SELECT count(*) FROM read_parquet(?)", [str(target)]).fetchall()[0][0]

@@ -139,6 +139,11 @@ def open_store(path: str | Path, memory_limit: str = "1GB") -> duckdb.DuckDBPyCo
         # memory (a Parquet file is opened and its footer parsed on every read of a view).
         kind = "TABLE" if name in _IN_MEMORY else "VIEW"
         con.execute(f"CREATE {kind} {name} AS SELECT {cols} FROM read_parquet({_quoted(file)})")
+    for name in layout.OPTIONAL_TABLES:  # a gazetteer, where the store was written with one
+        if name in manifest.get("tables", {}):
+            cols = ", ".join(layout.SCHEMAS[name].names)
+            file = path / f"{name}.parquet"
+            con.execute(f"CREATE TABLE {name} AS SELECT {cols} FROM read_parquet({_quoted(file)})")
     con.execute(f"CREATE VIEW events AS {_partitioned_select(path / layout.EVENTS, 'events')}")
     con.execute(f"CREATE VIEW cube AS {_partitioned_select(path / layout.CUBE, 'cube')}")
     smallest = "cube"

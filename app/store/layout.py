@@ -6,7 +6,8 @@ A store folder holds:
 - ``manifest.json``: ``{"format": "common-ground-store", "version": 1, "engine": "duckdb" |
   "spark", "schema_version": 4, "built_at": ISO 8601 UTC, "tables": {name: {"path": ...,
   "rows": N}}}``;
-- ``<table>.parquet`` for every small table of the warehouse (``TABLES``);
+- ``<table>.parquet`` for every small table of the warehouse (``TABLES``), and for the
+  gazetteer's (``OPTIONAL_TABLES``: named places and postcodes) where the catalogue names one;
 - ``events/``: the records, the ``events`` view's columns plus ``rkey``, hive-partitioned by
   ``dataset`` (``events/dataset=<id>/*.parquet``);
 - ``cube/``: one row per (resolution-11 cell, ward, day, hour, dataset, agency, kind,
@@ -44,6 +45,10 @@ MANIFEST = "manifest.json"
 
 # The warehouse's small tables, each written whole as <name>.parquet.
 TABLES = ("meta", "wards", "ward_index", "datasets", "quarantine")
+# Written where the warehouse has them (a catalogue with a gazetteer or a postcode lookup), so
+# a dashboard served from a store names hotspot areas and finds places as one served from the
+# warehouse does.
+OPTIONAL_TABLES = ("places", "postcodes")
 EVENTS = "events"  # folder, hive-partitioned by dataset
 CUBE = "cube"  # folder, hive-partitioned by dataset
 ROLLUP = "rollup"  # folder, hive-partitioned by dataset; optional
@@ -68,6 +73,25 @@ SCHEMAS: dict[str, pa.Schema] = {
         ]
     ),
     "ward_index": pa.schema([("data", pa.binary())]),
+    "places": pa.schema(
+        [
+            ("name", pa.string()),
+            ("kind", pa.string()),
+            ("lat", pa.float64()),
+            ("lon", pa.float64()),
+            ("ward_code", pa.string()),
+            ("geom_wkb", pa.binary()),
+        ]
+    ),
+    "postcodes": pa.schema(
+        [
+            ("postcode", pa.string()),
+            ("key", pa.string()),
+            ("lat", pa.float64()),
+            ("lon", pa.float64()),
+            ("ward_code", pa.string()),
+        ]
+    ),
     "datasets": pa.schema(
         [
             ("id", pa.string()),
@@ -276,6 +300,12 @@ def rollup_select(source: str) -> str:
         ORDER BY {PARTITION}, {", ".join(SORT_ROLLUP)}, ward_code, agency, kind, category"""
 
 
+def present_optional_tables(con: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
+    """The ``OPTIONAL_TABLES`` that ``con`` holds (a warehouse loaded with a gazetteer)."""
+    found = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    return tuple(name for name in OPTIONAL_TABLES if name in found)
+
+
 def write_store(con: duckdb.DuckDBPyConnection, out_dir: str | Path, rollup: bool = True) -> dict:
     """Write the store layout from a DuckDB warehouse (``con``: a connection on which ``events``
     and the ``TABLES`` resolve) to ``out_dir``, atomically; return the manifest.
@@ -288,7 +318,7 @@ def write_store(con: duckdb.DuckDBPyConnection, out_dir: str | Path, rollup: boo
     spill = _spill_beside(con, work)
     try:
         tables: dict[str, dict] = {}
-        for name in TABLES:
+        for name in (*TABLES, *present_optional_tables(con)):
             cols = ", ".join(SCHEMAS[name].names)
             _copy(con, f"SELECT {cols} FROM {name}", work / f"{name}.parquet", partitioned=False)
             rows = con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]
