@@ -42,6 +42,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Iterable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,6 +109,29 @@ class AccessContext:
 
 
 LOCAL = AccessContext()
+
+
+# Fail closed. Where people sign in, every figure must be asked for with the viewer's own
+# context; one asked with none (or the local user's, who may see everything) is a mistake in
+# the code, and refusing it beats serving every dataset. The dashboard sets this for each run
+# of a signed-in session (a run is one thread, and a context variable stays in its thread:
+# background work and other processes are not touched); the door to the data checks it.
+_viewer_required: ContextVar[bool] = ContextVar("viewer_required", default=False)
+
+
+class MissingViewer(RuntimeError):
+    """A figure asked for without the viewer's access context where people sign in."""
+
+
+def require_viewer(required: bool) -> None:
+    """Whether this run's figures must carry a signed-in viewer's context (``check_viewer``)."""
+    _viewer_required.set(required)
+
+
+def check_viewer(ctx: AccessContext | None) -> None:
+    """Refuse a figure asked for with no context, or the local user's, where people sign in."""
+    if _viewer_required.get() and (ctx is None or ctx.local):
+        raise MissingViewer("a figure was asked for without the viewer's access context")
 
 
 def may(ctx: AccessContext, capability: str) -> bool:

@@ -228,3 +228,23 @@ def test_a_ward_link_and_the_profiles_files_hold_only_what_the_viewer_may_see(
     profile = json.loads(files["ward-profile-E05900001.json"])
     for shown in (texts(at), files["ward-profile-E05900001.html"], json.dumps(profile)):
         assert any(word in shown for word in EARLY_HELP_WORDS) == sees_early_help
+
+
+@pytest.mark.parametrize(
+    ("user", "pages"),
+    [
+        (COUNCILLOR, ["map", "ward", "hotspots"]),
+        (MANAGER, ["map", "ward", "hotspots", "priorities", "early_warning"]),
+        (POLICE, ["map", "ward", "hotspots", "priorities", "early_warning", "data"]),
+        (signed_in("admin@police.example"), ["data", "admin"]),
+    ],
+    ids=["councillor", "manager", "analyst", "administrator"],
+)
+def test_every_page_a_role_may_open_draws_without_error(env, user, pages):
+    """Signed in, every figure must carry the viewer's context (a call without it is refused):
+    each page a role may open draws whole, with no error."""
+    for page in pages:
+        at = run(user, f"screens/{page}.py")
+        assert not at.exception, page
+        assert not [e.value for e in at.error], (page, [e.value for e in at.error])
+        assert at.title, page

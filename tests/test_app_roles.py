@@ -307,3 +307,45 @@ def test_a_download_is_recorded_when_fetched_and_refused_when_it_cannot_be(tmp_p
     )
     with pytest.raises(audit.AuditError):
         refused()
+
+
+def test_signed_in_a_figure_asked_without_the_viewer_is_refused(small_demo_db):
+    """Fail closed: where people sign in, a figure asked for with no context or the local
+    user's (a forgotten argument) is refused at the door to the data, not served whole."""
+    from app import aggregate
+    from app.access import AccessContext, MissingViewer, require_viewer
+    from app.filters import Filter
+    from app.warehouse import open_readonly
+
+    police = AccessContext(
+        email="a@police.example", agency="Fairhaven Police", visible=("police_crime",), local=False
+    )
+    with open_readonly(small_demo_db[0]) as con:
+        require_viewer(True)
+        try:
+            with pytest.raises(MissingViewer):
+                aggregate.ward_aggregate(con, Filter())
+            assert len(aggregate.ward_aggregate(con, Filter(access=police)))
+        finally:
+            require_viewer(False)
+        assert len(aggregate.ward_aggregate(con, Filter()))  # local mode: the one user sees all
+
+
+def test_every_signed_in_run_requires_the_viewer_and_a_local_one_does_not(env, small_demo_db, monkeypatch):
+    def script():
+        import streamlit as st
+
+        from app import access
+        from app.dashboard import access_ui
+
+        access_ui.current_access()
+        st.write(f"required={access._viewer_required.get()}")
+
+    at = AppTest.from_function(script, default_timeout=60)
+    at.secrets["auth"] = AUTH
+    at.user = signed_in("a@police.example")
+    at.run()
+    assert [m.value for m in at.markdown] == ["required=True"]
+    monkeypatch.delenv("COMMON_GROUND_ACCESS")
+    local = AppTest.from_function(script, default_timeout=60).run()
+    assert [m.value for m in local.markdown] == ["required=False"]

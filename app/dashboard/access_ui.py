@@ -97,6 +97,8 @@ def viewer(datasets: Callable[[], object] = _datasets) -> AccessContext:
     sign-in page, a refusal, or a problem with the set-up is drawn here and the run stops.
     ``datasets`` gives the warehouse's datasets frame (id, agency, sharing)."""
     path = access.access_path()
+    # Signed in, no figure of this run may be asked for without the viewer's context.
+    access.require_viewer(auth_configured())
     if not auth_configured():
         if path is not None:
             _refuse(

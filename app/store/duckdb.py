@@ -232,6 +232,9 @@ def where_sql(f, alias: str = "e", source: str = "events") -> tuple[str, dict]:
     only without dates."""
     import datetime as dt
 
+    from app.access import check_viewer
+
+    check_viewer(getattr(f, "access", None))  # where people sign in, never without the viewer
     clauses, params = ["TRUE"], {}
 
     def any_of(column: str, name: str, values) -> None:
@@ -304,6 +307,9 @@ def viewer_datasets_sql(access) -> tuple[str, dict]:
     every dataset): only the datasets they may see, and a protected one they see exactly
     (their agency owns it) with ``sharing`` 'open', so every figure of it is released exactly
     and no query needs to read the stored sharing level and the viewer's rights apart."""
+    from app.access import check_viewer
+
+    check_viewer(access)  # where people sign in, never without the viewer
     visible = getattr(access, "visible", None)
     exact = tuple(getattr(access, "exact", ()) or ())
     if visible is None and not exact:
