@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import h3
 import numpy as np
 import pandas as pd
 import pytest
@@ -62,6 +63,18 @@ def test_harbour_mill_flagged_within_three_months_and_persistent_hotspots_not(de
     assert first["sentence"].startswith("Higher than expected: ")
     busy_as_usual = flagged[(flagged["place_kind"] == "ward") & flagged["place_name"].isin(persistent)]
     assert busy_as_usual.empty, busy_as_usual[["place_name", "dataset", "sentence"]].to_string()
+    # Nor the hotspot areas over the persistent hotspots (an area holding a spot's centre).
+    centres = {
+        h3.latlng_to_cell(spots[s]["lat"], spots[s]["lon"], ew.AREA_RES)
+        for s in planted["patterns"]["persistent_hotspots"]
+    }
+    areas = flagged[flagged["place_kind"] == "area"]
+    over = areas[[bool(centres & set(cells)) for cells in areas["h3_cells"]]]
+    assert over.empty, over[["place_name", "dataset", "sentence"]].to_string()
+    # Harbour Mill's own area is flagged too, in its own data, within the three months.
+    harbour_cell = h3.latlng_to_cell(spots[emerging]["lat"], spots[emerging]["lon"], ew.AREA_RES)
+    near = {harbour_cell, *h3.grid_disk(harbour_cell, 1)}
+    assert any(near & set(cells) for cells in areas["h3_cells"]), areas[["place_name", "month"]].to_string()
 
 
 def test_latest_month_checks_every_ward_for_every_demand_unit(demo):
