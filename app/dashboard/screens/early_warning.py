@@ -133,10 +133,11 @@ def main() -> None:
         {
             "Place": shown["place_name"],
             map_links.LINK_HEADER: place_links(shown, stamp, ctx),
+            # What a manager reads first, before it scrolls out of sight.
+            "What happened": shown["sentence"],
             "Kind": shown["place_kind"].map(ew.KINDS),
             "Data": shown["dataset_title"],
             "Agency": shown["agency"],
-            "What happened": shown["sentence"],
         }
     )
     st.dataframe(
