@@ -71,16 +71,35 @@ def test_view_and_layers_survive_another_page(server, page):  # noqa: F811
     assert differ(before, after) < 0.02, "the map came back with another view or other layers"
 
 
-def test_place_search_centres_the_map(server, page):  # noqa: F811
+def a_postcode(small_demo_db) -> str:
+    from app.warehouse import open_readonly
+
+    with open_readonly(small_demo_db[0]) as con:
+        return con.execute("SELECT postcode FROM postcodes ORDER BY postcode LIMIT 1").fetchall()[0][0]
+
+
+@pytest.mark.parametrize("kind", ["ward", "gazetteer place", "postcode"])
+def test_place_search_centres_the_map(server, page, small_demo_db, kind):  # noqa: F811
+    """A ward by its code, a named place of the gazetteer, a postcode of the lookup: each is
+    found, and choosing it centres the map on it with a link that keeps the view."""
+    query = {
+        "ward": "E05900002",
+        "gazetteer place": "Northgate estate",
+        "postcode": a_postcode(small_demo_db),
+    }[kind]
     page.goto(f"{server}/?layers=wards,outlines")
-    whole = pixels(page, "search-before")
+    whole = pixels(page, f"search-before-{kind}")
     box = page.get_by_role("textbox", name="Find a place")
-    box.fill("E05900002")
+    box.fill(query)
     box.press("Enter")
     settle(page)
     page.get_by_role("combobox", name="Places found").click()
-    page.get_by_role("option").first.click()
-    centred = pixels(page, "search-after")
+    option = page.get_by_role("option").first
+    found = "Abbey Fields (ward)" if kind == "ward" else query  # a ward code finds the ward by name
+    assert found.lower() in option.inner_text().lower(), option.inner_text()
+    option.click()
+    centred = pixels(page, f"search-after-{kind}")
     assert "lat=" in page.url and "zoom=" in page.url
     assert differ(whole, centred) > 0.05, "the map did not move to the place"
-    page.get_by_role("button", name="Open ward profile").wait_for(timeout=30_000)
+    if kind == "ward":
+        page.get_by_role("button", name="Open ward profile").wait_for(timeout=30_000)
