@@ -66,17 +66,20 @@ def opening(stamp, f: Filter) -> tuple[pd.DataFrame, str | None]:
 def place_links(flags: pd.DataFrame, stamp, ctx: AccessContext) -> list[str | None]:
     """Each flagged place's link to the map: a hotspot area centred on its cells with the
     hotspot layer (or the records' density, for a role without hotspot layers), a ward
-    fitted whole with the ward figures and outlines."""
+    fitted whole with the ward figures and outlines. An area is its dataset's own (where that
+    dataset's records concentrate over its whole period): its link opens the map on that
+    dataset, so the hotspot layer there shows the area's own hot cells."""
     filter_params = map_links.current_filter_params()
     area_layers = map_links.area_layers(ctx)
     outlines = cached.ward_shapes(stamp).set_index("ward_code")["geojson"].to_dict()
     links = []
     for row in flags.itertuples():
         if row.place_kind == "area":
-            view, layers = map_links.cells_view(row.h3_cells), area_layers
+            view, layers, under = map_links.cells_view(row.h3_cells), area_layers, {"ds": row.dataset}
         else:
             view, layers = map_links.shape_view(outlines.get(row.place_id)), map_links.WARD_MAP_LAYERS
-        links.append(map_links.place_link(str(row.place_name), view, filter_params, layers))
+            under = filter_params
+        links.append(map_links.place_link(str(row.place_name), view, under, layers))
     return links
 
 

@@ -30,14 +30,19 @@ def ranking(
     return pr.rank(ui.warehouse(stamp), dict(weights), kind=kind, horizon=horizon, access=ctx)
 
 
-def place_links(frame: pd.DataFrame, stamp, ctx: AccessContext) -> list[str | None]:
+def place_links(
+    frame: pd.DataFrame, stamp, ctx: AccessContext, datasets: tuple[str, ...]
+) -> list[str | None]:
     """Each ranked place's link to the map: a hotspot area centred on its cells with the
     hotspot layer (or the records' density, for a role without hotspot layers), a ward fitted
-    whole with the ward figures and outlines."""
+    whole with the ward figures and outlines. An area was found in the ranked agencies' demand
+    datasets (``datasets``) over their whole period: its link opens the map on those, so the
+    hotspot layer there shows the area's own hot cells."""
     filter_params = map_links.current_filter_params()
     if (frame["place_kind"] == "area").any():
         views = [map_links.cells_view(cells) for cells in frame["h3_cells"]]
         layers = map_links.area_layers(ctx)
+        filter_params = {"ds": ",".join(datasets)}
     else:
         outlines = cached.ward_shapes(stamp).set_index("ward_code")["geojson"].to_dict()
         views = [map_links.shape_view(outlines.get(p)) for p in frame["place_id"]]
@@ -92,12 +97,13 @@ def main() -> None:
         return
     st.info(result.description)
     frame = result.frame
+    ranked_datasets = tuple(sorted(set(result.units["dataset"])))  # where the areas were found
     counted = tuple(a for a, w in sorted(weights.items()) if w > 0)
     table = pd.DataFrame(
         {
             "Rank": frame["rank"],
             "Place": frame["place_name"],
-            map_links.LINK_HEADER: place_links(frame, stamp, ctx),
+            map_links.LINK_HEADER: place_links(frame, stamp, ctx, ranked_datasets),
             "Weighted expected demand": frame["score"],
             "Expected (estimate, 80 % interval)": frame["expected_demand"],
             "Interventions": frame["intervention_status"],
