@@ -243,6 +243,9 @@ else:
     st.info("No category is clearly more common here than across the city.")
 
 st.subheader("Hotspot areas")
+agencies = (
+    cached.ward_agencies(version, f, view.res, view.k).set_index("ward_code").loc[code, "hot_demand_agencies"]
+)
 interventions = "intervention" in set(selected["kind"])
 filter_params = map_links.current_filter_params()
 area_layers = map_links.area_layers(ctx)
@@ -262,16 +265,21 @@ if len(brief.areas):
         column_config={map_links.LINK_HEADER: map_links.link_column()},
     )
 else:
-    st.info("No area of concentrated demand (95 % confidence) touches this ward.")
+    # The areas are where all the selected demand together concentrates; one agency's demand
+    # alone can still be hot in some of the ward's hexagons (listed below): said so, not denied.
+    alone = (
+        f" The demand of {agencies} is hot on its own in some of its hexagons (below)." if agencies else ""
+    )
+    st.info(
+        "No area where the selected demand, all together, concentrates (95 % confidence) touches "
+        "this ward." + ui.plain(alone)
+    )
 
 table, coverage = profile.hotspots_in_ward(
     cached.hotspot_cells(version, f, view.res, view.k)[0],
     cached.classes(version, f, view.res, view.k),
     cached.emerging_cells(version, f, view.res, view.k),
     ward_geojson,
-)
-agencies = (
-    cached.ward_agencies(version, f, view.res, view.k).set_index("ward_code").loc[code, "hot_demand_agencies"]
 )
 st.markdown(f"**Agencies whose demand is hot here:** {ui.plain(agencies or 'none')}")
 cover = profile.coverage_sentence(coverage, interventions)
