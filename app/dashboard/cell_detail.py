@@ -44,12 +44,14 @@ def cell_detail(version, f: Filter, cell: str, res: int, k: int) -> None:
         c1.metric("Records", DEFAULT_RULE.label(row["count"], row["suppressed"]))
         label = BIN_LABELS.get(int(row["bin"]), "Not a hot or cold spot")
         c2.metric(
-            "Hot spot", label.split(",")[0], help=f"{label}; z = {row['z']:.2f}, FDR p = {row['p_fdr']:.3f}"
+            "Hot or cold spot",
+            label.split(",")[0],
+            help=f"{label}; z = {row['z']:.2f}, FDR p = {row['p_fdr']:.3f}",
         )
     if cell in trend.index:
         st.caption(f"Trend: {trend.loc[cell, 'pattern']}.")
     st.caption(ui.plain(meeting(cached.classes(version, f, res, k), cell)))
-    ui.trend_chart(cached.trend(version, f, "month", cell=cell), key=f"cell-series-{cell}")
+    ui.trend_chart(cached.trend(version, f, "month", cell=cell), key=f"cell-series-{cell}", narrow=True)
     cats = cached.categories(version, f, cell=cell)
     cats["records"] = [
         DEFAULT_RULE.label(v, s) for v, s in zip(cats["count"], cats["suppressed"], strict=True)

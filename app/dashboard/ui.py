@@ -399,14 +399,17 @@ def current_view() -> View:
     return view
 
 
-def trend_chart(trend: pd.DataFrame, key: str, freq: str = "month", windows: list | None = None) -> None:
+def trend_chart(
+    trend: pd.DataFrame, key: str, freq: str = "month", windows: list | None = None, narrow: bool = False
+) -> None:
     """Records per dataset (``trends.agency_trend``), grouped by agency in the legend, demand
     solid and interventions dashed. A period whose figure is suppressed is a gap with its "<5",
     never a misleading zero; a line with no released figure at all is not drawn, and is named
     under the chart rather than left in the legend with nothing to show. ``windows``
     (``profile.window_groups``: each compared year and the year before, with the datasets
     compared over them) are shaded behind the lines; where datasets end at different dates,
-    each pair is named for its datasets."""
+    each pair is named for its datasets. ``narrow``: drawn in a narrow column (beside the map),
+    with the legend under the plot rather than beside it, where it would leave the plot no room."""
     import html
 
     import plotly.graph_objects as go
@@ -458,12 +461,19 @@ def trend_chart(trend: pd.DataFrame, key: str, freq: str = "month", windows: lis
                 annotation_position="top left",
             )
     protected = (trend["sharing"] != "open").any()
+    legend_rows = 40 * len(chart.data) + 20 * shown["agency"].nunique()
     chart.update_layout(
         yaxis_title="Records (partners' figures protected)" if protected else "Records",
         xaxis_title=freq.capitalize(),
         legend={"groupclick": "toggleitem"},
-        height=max(420, 60 + 40 * len(chart.data) + 20 * shown["agency"].nunique()),  # the whole legend
+        height=max(420, 60 + legend_rows),  # the whole legend
     )
+    if narrow:  # the legend under the plot, each line a row: the plot keeps the column's width
+        chart.update_layout(
+            legend={"groupclick": "toggleitem", "orientation": "h", "yanchor": "top", "y": -0.25, "x": 0},
+            height=320 + legend_rows,
+            margin={"l": 10, "r": 10},
+        )
     st.plotly_chart(chart, width="stretch", key=key)
     notes = ["One line per dataset, never added up: datasets of one agency count different things."]
     if windows:
