@@ -39,6 +39,17 @@ NAMESAKE = "trust_visits"  # the trust's own open file, in the namesake warehous
 NAMESAKE_ROWS = 300
 
 
+def _entry(ident: str, title: str, agency: str, path: str, extra: str) -> str:
+    """A catalogue entry for a file cut from the demo's recorded crime (its columns), with
+    ``extra`` lines (sharing, agency column)."""
+    return (
+        f'\n[[datasets]]\nid = "{ident}"\ntitle = "{title}"\nagency = "{agency}"\nkind = "demand"\n'
+        f'path = "{path}"\nlat = "latitude"\nlon = "longitude"\ntime = "reported_at"\n'
+        'time_format = "%Y-%m-%d %H:%M:%S"\ncategory = "category"\nrecord_id = "ref"\n'
+        f"{extra}\n"
+    )
+
+
 def _shared_warehouse(small_demo, root, rare_rows: int, namesake: bool = False):
     """A warehouse of one partners' file whose rows name their agency: most the police's
     (the file's owner), many the ambulance service's, and ``rare_rows`` a small trust's; with
@@ -62,40 +73,17 @@ def _shared_warehouse(small_demo, root, rare_rows: int, namesake: bool = False):
         clean.drop(columns="handled_by").iloc[1::13].head(NAMESAKE_ROWS).to_csv(
             root / "demo" / "trust_visits.csv", index=False
         )
-        own = f"""
-            [[datasets]]
-            id = "{NAMESAKE}"
-            title = "Trust visits"
-            agency = "{RARE}"
-            kind = "demand"
-            path = "demo/trust_visits.csv"
-            lat = "latitude"
-            lon = "longitude"
-            time = "reported_at"
-            time_format = "%Y-%m-%d %H:%M:%S"
-            category = "category"
-            record_id = "ref"
-            sharing = "open"
-            """
+        own = _entry(NAMESAKE, "Trust visits", RARE, "demo/trust_visits.csv", 'sharing = "open"')
     fairhaven_catalog(
         root,
         own
-        + f"""
-            [[datasets]]
-            id = "{DATASET}"
-            title = "Shared call log"
-            agency = "{OWNER}"
-            agency_column = "handled_by"
-            kind = "demand"
-            path = "demo/shared_calls.csv"
-            lat = "latitude"
-            lon = "longitude"
-            time = "reported_at"
-            time_format = "%Y-%m-%d %H:%M:%S"
-            category = "category"
-            record_id = "ref"
-            sharing = "partners"
-            """,
+        + _entry(
+            DATASET,
+            "Shared call log",
+            OWNER,
+            "demo/shared_calls.csv",
+            'agency_column = "handled_by"\nsharing = "partners"',
+        ),
     )
     db = root / "warehouse.duckdb"
     load(root / "catalog.toml", db)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from urllib.parse import parse_qs, urlsplit
 
 import h3
@@ -53,7 +54,7 @@ def first_area(server, context):  # noqa: F811
     download of hotspot cells lists them."""
     page = context.new_page()
     page.goto(f"{server}/hotspots")
-    page.get_by_text("Hotspot areas (").wait_for(timeout=WAIT_MS)
+    page.get_by_text(re.compile(r"^Hotspot areas \(")).wait_for(timeout=WAIT_MS)  # the heading
     shown = rows(page, "Show on map")
     assert shown, "the hotspots page lists no area"
     with page.expect_download(timeout=WAIT_MS) as download:
@@ -68,7 +69,7 @@ def first_area(server, context):  # noqa: F811
 def open_hotspots(url: str, context):
     page = context.new_page()
     page.goto(f"{url}/hotspots")
-    page.get_by_text("Hotspot areas (").wait_for(timeout=WAIT_MS)
+    page.get_by_text(re.compile(r"^Hotspot areas \(")).wait_for(timeout=WAIT_MS)  # the heading
     grid = page.locator("[data-testid='stDataFrame']").first
     grid.wait_for(timeout=WAIT_MS)
     page.wait_for_timeout(1500)  # the grid is a canvas: let it draw its rows

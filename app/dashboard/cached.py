@@ -107,11 +107,13 @@ def hotspot_cells(stamp, f: Filter, res: int, k: int) -> tuple[pd.DataFrame, str
     return frame, result.warning
 
 
+@st.cache_data(ttl=600, max_entries=32, show_spinner=False)
 def named_hotspot_cells(stamp, f: Filter, res: int, k: int) -> pd.DataFrame:
     """The hotspot cells with the name of the hotspot area each belongs to (``area``; empty
     for a cell of no area), so that the map's tooltip says the place as the tables do. Only
     the grouping and the names are needed (``areas.areas_for`` without classes or trends), a
-    few hundredths of a second on the demo city."""
+    few hundredths of a second on the demo city; kept, as the hotspot layer and every clicked
+    hexagon's heading read it."""
     from app import areas
 
     spots = hotspot_cells(stamp, f, res, k)[0]

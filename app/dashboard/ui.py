@@ -493,14 +493,16 @@ def trend_chart(
     st.caption(" ".join(notes))
 
 
-def hotspot_table(table: pd.DataFrame, key: str) -> None:
-    """A ``hotspots.ranked_hotspots`` table, as the hotspot page and the ward profile show it."""
+def hotspot_table(table: pd.DataFrame, key: str, extra: dict | None = None) -> None:
+    """A ``hotspots.ranked_hotspots`` table, as the hotspot page and the ward profile show it;
+    ``extra``: the settings of columns a page adds (the ward profile's links to the map)."""
     st.dataframe(
         table,
         hide_index=True,
         width="stretch",
         key=key,
         column_config={
+            **(extra or {}),
             "h3_cell": "H3 cell",
             "p_fdr": st.column_config.NumberColumn("p (FDR)", format="%.1e"),
             "z": st.column_config.NumberColumn("z", format="%.2f"),

@@ -63,27 +63,6 @@ def ranking_chart(table: pd.DataFrame, code: str, key: str) -> None:
     st.plotly_chart(chart, width="stretch", key=key)
 
 
-def cell_table(table: pd.DataFrame, key: str) -> None:
-    """The ward's hotspot cells with the headers ``ui.hotspot_table`` gives them (the hotspots
-    page's own cell table), and each hexagon's link to the map shown as a link."""
-    st.dataframe(
-        table,
-        hide_index=True,
-        width="stretch",
-        key=key,
-        column_config={
-            "h3_cell": "H3 cell",
-            map_links.LINK_HEADER: map_links.link_column(),
-            "p_fdr": st.column_config.NumberColumn("p (FDR)", format="%.1e"),
-            "z": st.column_config.NumberColumn("z", format="%.2f"),
-            "bin": "Gi* bin",
-            "hot_demand_agencies": "hot demand of",
-            "intervention_agencies": "interventions concentrated",
-            "intervention status": "intervention status",
-        },
-    )
-
-
 def change_table(frame: pd.DataFrame) -> pd.DataFrame:
     """The changes tested, with plain headers: calls first, then the largest."""
     if frame.empty:
@@ -314,7 +293,11 @@ with st.expander("Analyst detail: hotspot cells, z-scores and the tests"):
             "records in the cell",
             "cell also in",
         ]
-        cell_table(detail[order + [c for c in detail.columns if c not in order]], key="ward_hotspots")
+        ui.hotspot_table(
+            detail[order + [c for c in detail.columns if c not in order]],
+            key="ward_hotspots",
+            extra={map_links.LINK_HEADER: map_links.link_column()},
+        )
         st.caption(
             "A cell that reaches into other wards shows the records inside this ward beside the cell's "
             "total; each figure is released on its own."
