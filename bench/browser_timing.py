@@ -37,6 +37,7 @@ BEFORE = {
     "ward_click_to_profile_s": [2.6, 4.5],
 }
 TIMEOUT_S = 120
+MAP = ".deck-map"  # the Map page's map element (app/dashboard/deck_map.js)
 # Streamlit's status widget while a script runs (its icon, or its "Running..." label).
 RUNNING = (
     '[data-testid="stStatusWidgetRunningIcon"], [data-testid="stStatusWidgetRunningManIcon"], '
@@ -47,7 +48,7 @@ RUNNING = (
 def canvas(page) -> np.ndarray | None:
     from PIL import Image
 
-    frame = page.locator('[data-testid="stDeckGlJsonChart"] canvas').first
+    frame = page.locator(MAP).first
     if not frame.count() or not frame.is_visible():
         return None
     return np.asarray(Image.open(io.BytesIO(frame.screenshot())).convert("RGB")).astype(int)
@@ -116,7 +117,7 @@ def add_overlap(page) -> float:
 
 def inside_a_ward(page) -> tuple[int, int]:
     """A point near the map's centre with one ward's tooltip all around it."""
-    box = page.locator('[data-testid="stDeckGlJsonChart"] canvas').first.bounding_box()
+    box = page.locator(MAP).first.bounding_box()
     tooltip = page.locator(".deck-tooltip")
 
     def ward_at(x: int, y: int) -> str | None:

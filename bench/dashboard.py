@@ -80,7 +80,7 @@ class Session:
         for element in _elements(self.at._tree):
             raw = element.proto.SerializeToString(deterministic=True)
             drawn += len(raw)
-            if type(element.proto).__name__ == "DeckGlJsonChart":
+            if type(element.proto).__name__ in ("DeckGlJsonChart", "BidiComponent"):
                 deck += len(raw)
             if len(raw) >= CACHED_MIN and raw in self.held:
                 sent += 100  # a reference

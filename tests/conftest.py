@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import textwrap
 from pathlib import Path
@@ -10,6 +11,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
+# The Map page's map element (``app/dashboard/deck_map.js``) and the deck.gl canvas in it.
+MAP_ELEMENT = ".deck-map"
+MAP_CANVAS = ".deck-map canvas"
 REALDATA = REPO.parent / "shared" / "realdata"
 CATALOGS = REPO / "tests" / "catalogs"
 DEMO_CATALOG = REPO / "data" / "catalog.toml"
@@ -21,6 +25,20 @@ code_field = "ward_code"
 name_field = "ward_name"
 population_field = "population"
 """
+
+
+def map_decks(at) -> list[dict]:
+    """The deck JSON of every map an AppTest run drew: the Map page's own map element
+    (``app.dashboard.deck_map``) and Streamlit's pydeck charts (the Data page's preview)."""
+    decks = [json.loads(json.loads(m.proto.json)["spec"]) for m in at.get("bidi_component")]
+    return decks + [json.loads(chart.proto.json) for chart in at.get("deck_gl_json_chart")]
+
+
+def map_deck(at) -> dict:
+    """The deck JSON of the first map drawn."""
+    decks = map_decks(at)
+    assert decks, "no map was drawn"
+    return decks[0]
 
 
 def fairhaven_catalog(root: Path, datasets: str) -> Path:

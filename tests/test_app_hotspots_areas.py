@@ -6,7 +6,7 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import REPO
+from conftest import REPO, map_deck
 from streamlit.testing.v1 import AppTest
 
 APP = str(REPO / "app" / "dashboard" / "streamlit_app.py")
@@ -161,14 +161,13 @@ def test_a_briefing_names_records_without_a_category_in_plain_words():
 def test_the_maps_hotspot_tooltips_name_the_areas_the_page_lists(page, small_demo_db):
     """A hotspot cell's tooltip says first the area it belongs to, by the name the hotspots
     page gives it; a cell of no area says no place."""
-    import json
 
     listed = set(page().dataframe[0].value["Area"])
     at = AppTest.from_file(APP, default_timeout=180)
     at.query_params["layers"] = "hotspots,outlines"
     at.switch_page("screens/map.py").run()
     assert not at.exception
-    drawn = json.loads(at.get("deck_gl_json_chart")[0].proto.json)["layers"]
+    drawn = map_deck(at)["layers"]
     cells = next(layer for layer in drawn if layer["id"] == "hotspots")["data"]
     named = {tip.split("\n")[0] for tip in (c["tip"] for c in cells) if not tip.startswith(("Hot", "Cold"))}
     assert named and named <= listed

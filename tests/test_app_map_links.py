@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import h3
 import pytest
 import shapely
-from conftest import REPO
+from conftest import REPO, map_deck
 from streamlit.testing.v1 import AppTest
 from test_app_roles import run, signed_in, signed_in_setting
 
@@ -285,9 +285,7 @@ def test_early_warning_rows_open_their_area_or_ward_on_the_map(page, study, smal
                 params = check_link(link, name, {"ds": row["dataset"]}, AREA_LAYERS, bounds)
                 cells = row["h3_cells"]
                 if "Hotspot area" not in kinds_seen:  # opened: the area's own hot cells are drawn
-                    import json
-
-                    deck = json.loads(opened(link).get("deck_gl_json_chart")[0].proto.json)
+                    deck = map_deck(opened(link))
                     hot = next(layer for layer in deck["layers"] if layer["id"] == "hotspots")["data"]
                     assert set(cells) & {c["h3_cell"] for c in hot}, "the area's cells are not drawn hot"
                 view = map_links.cells_view(cells)  # centred on the area's own cells

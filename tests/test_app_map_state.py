@@ -3,10 +3,8 @@ across pages, the place search, and the change layer on the demo city."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from conftest import REPO
+from conftest import REPO, map_deck
 from streamlit.testing.v1 import AppTest
 
 APP = str(REPO / "app" / "dashboard" / "streamlit_app.py")
@@ -29,7 +27,7 @@ def open_map(small_demo_db, monkeypatch):
 
 
 def deck(at: AppTest) -> dict:
-    return json.loads(at.get("deck_gl_json_chart")[0].proto.json)
+    return map_deck(at)
 
 
 def ids(at: AppTest) -> list[str]:
@@ -115,6 +113,59 @@ def test_the_map_comes_back_as_it_was_after_another_page(open_map):
     start = deck(at)["initialViewState"]
     assert (start["latitude"], start["zoom"]) == (52.36, 12.5)
     assert at.slider(key="lp_op_density").value == 50
+
+
+def report(at: AppTest, view: object = None, pick: object = None) -> AppTest:
+    """The map reports a move by hand (``view``) or a click (``pick``), as the browser does."""
+    at.session_state["map"] = {"view": view, "pick": pick}
+    at.run()
+    assert not at.exception, at.exception[0].message if at.exception else ""
+    return at
+
+
+def test_a_view_moved_by_hand_is_kept_in_the_url_and_across_pages(open_map):
+    at = open_map(layers="wards,outlines", lat="52.35", lon="-0.9", zoom="14", area="Old Market")
+    report(at, {"latitude": 52.3612345, "longitude": -0.9123456, "zoom": 12.25, "at": 1})
+    assert (param(at, "lat"), param(at, "lon"), param(at, "zoom")) == ("52.36123", "-0.91235", "12.25")
+    start = deck(at)["initialViewState"]
+    assert (start["latitude"], start["longitude"], start["zoom"]) == (52.36123, -0.91235, 12.25)
+    # No longer centred on the area its link named, and the whole area is a click away.
+    assert param(at, "area") is None and "Centred on" not in " ".join(str(c.value) for c in at.caption)
+    assert at.button(key="map_whole_area")
+    at.switch_page("screens/ward.py").run()
+    for key in ("lat", "lon", "zoom", "layers"):
+        del at.query_params[key]
+    at.switch_page("screens/map.py").run()
+    assert (param(at, "lat"), param(at, "zoom")) == ("52.36123", "12.25")
+    # The whole area again: the view the map reported earlier does not come back with it.
+    report(at, {"latitude": 52.34, "longitude": -0.88, "zoom": 13, "at": 2})
+    at.button(key="map_whole_area").click().run()
+    assert param(at, "lat") is None
+    at.run()
+    assert param(at, "lat") is None
+
+
+def test_a_view_or_click_the_browser_reports_is_checked(open_map):
+    """What the map reports comes from the browser: a view off the study area, or one that is
+    not numbers, is not kept, and a click naming no known object opens nothing."""
+    at = open_map(layers="wards,outlines")
+    report(at, {"latitude": 0, "longitude": 0, "zoom": 12, "at": 1})
+    assert param(at, "lat") is None and not at.warning
+    for hostile in ({"latitude": "x", "longitude": [], "zoom": None}, "<b>", {"latitude": 1e308}, 7):
+        report(at, hostile, {"layer": "wards", "object": {"ward_code": None}})
+        assert param(at, "lat") is None and param(at, "ward") is None
+    report(at, None, {"layer": ["wards"], "object": "E05900002"})
+    report(at, None, {"layer": "hotspots", "object": {"h3_cell": "8819436d59fffff"}})  # not drawn
+    assert not [h for h in at.subheader if "Hexagon" in h.value]
+
+
+def test_a_click_on_the_map_opens_a_ward_or_a_hexagon(open_map):
+    at = open_map(layers="density,wards")
+    cell = next(layer for layer in deck(at)["layers"] if layer["id"] == "density")["data"][0]["h3_cell"]
+    report(at, None, {"layer": "density", "object": {"h3_cell": cell, "count": 1}})
+    assert any(cell in str(c.value) for c in at.caption)  # the hexagon's detail, beside the map
+    report(at, None, {"layer": "wards", "object": {"ward_code": "E05900002", "ward_name": "x"}})
+    assert param(at, "ward") == "E05900002"
 
 
 def test_place_search_centres_the_map_and_offers_the_ward_profile(open_map):

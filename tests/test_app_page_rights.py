@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import REPO
+from conftest import REPO, map_decks
 from streamlit.testing.v1 import AppTest
 from test_app_roles import ACCESS, AUTH, EARLY_HELP_WORDS, run, signed_in, signed_in_setting, texts, trail
 
@@ -50,8 +50,7 @@ def layer_boxes(at: AppTest) -> set[str]:
 
 
 def drawn_layers(at: AppTest) -> set[str]:
-    deck = at.get("deck_gl_json_chart")
-    return {layer.get("id", "") for d in deck for layer in json.loads(d.proto.json).get("layers", [])}
+    return {layer.get("id", "") for d in map_decks(at) for layer in d.get("layers", [])}
 
 
 def downloads(at: AppTest) -> list[str]:

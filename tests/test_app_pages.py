@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from conftest import REPO
+from conftest import REPO, map_deck
 from streamlit.testing.v1 import AppTest
 
 APP = str(REPO / "app" / "dashboard" / "streamlit_app.py")
@@ -28,7 +26,7 @@ def app(small_demo_db, monkeypatch):
 
 
 def deck(at: AppTest) -> dict:
-    return json.loads(at.get("deck_gl_json_chart")[0].proto.json)
+    return map_deck(at)
 
 
 def layer_ids(at: AppTest) -> list[str]:

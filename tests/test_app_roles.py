@@ -8,7 +8,7 @@ import json
 import textwrap
 
 import pytest
-from conftest import REPO
+from conftest import REPO, map_decks
 from streamlit.testing.v1 import AppTest
 
 from app import audit
@@ -131,8 +131,8 @@ def texts(at: AppTest) -> str:
         parts.append(frame.value.to_csv())
     for chart in at.get("plotly_chart"):
         parts.append(chart.proto.spec)
-    for deck in at.get("deck_gl_json_chart"):
-        parts.append(deck.proto.json)
+    for deck in map_decks(at):
+        parts.append(json.dumps(deck))
     return "\n".join(parts)
 
 

@@ -5,11 +5,10 @@ catalogue, page for page."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, map_deck
 from streamlit.testing.v1 import AppTest
 
 from app.store import layout
@@ -39,7 +38,7 @@ def opened(monkeypatch, db: Path, page: str, **params) -> AppTest:
 
 
 def layers_drawn(at: AppTest) -> dict[str, list]:
-    deck = json.loads(at.get("deck_gl_json_chart")[0].proto.json)
+    deck = map_deck(at)
     return {layer["id"]: layer.get("data") for layer in deck["layers"]}
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from conftest import REPO
+from conftest import REPO, map_decks
 from streamlit.testing.v1 import AppTest
 
 APP = str(REPO / "app" / "dashboard" / "streamlit_app.py")
@@ -100,7 +100,7 @@ def test_the_map_opens_on_a_hostile_link(opened):
     said = note(at)
     for part in ("resolution (5 to 11) 16", "hour (0 to 23) ²", "day of the week (1 to 7) 9", "garbage"):
         assert part in said
-    assert at.get("deck_gl_json_chart")
+    assert map_decks(at)
 
 
 def test_the_shipped_config_hides_error_details_and_is_read_by_streamlit():

@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import MAP_CANVAS, MAP_ELEMENT, REPO
 
 from app.dashboard.serve import CHROMIUM, CHROMIUM_ARGS, AppDidNotStart, running_app
 
@@ -66,12 +66,11 @@ def map_pixels(page, name: str) -> np.ndarray:
     """The map canvas as an RGB array, once deck.gl has drawn; also saved as an artefact."""
     from PIL import Image
 
-    canvas = page.locator("canvas").first
-    canvas.wait_for(state="visible", timeout=WAIT_MS)
+    page.locator(MAP_CANVAS).first.wait_for(state="visible", timeout=WAIT_MS)
     page.wait_for_timeout(3000)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
-    png = canvas.screenshot()
+    png = page.locator(MAP_ELEMENT).screenshot()
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
 
 
@@ -101,7 +100,7 @@ def _inside_a_ward(page) -> tuple[int, int]:
     """A whole-pixel point near the map's centre with the same ward all around it, as a person
     aims for a ward rather than for the pixel where two meet (there a hover and a click a
     fraction of a pixel apart may name different wards)."""
-    box = page.locator("canvas").first.bounding_box()
+    box = page.locator(MAP_ELEMENT).bounding_box()
     tooltip = page.locator(".deck-tooltip")
 
     def ward_at(x: int, y: int) -> str | None:
@@ -158,7 +157,7 @@ def test_clicking_a_hex_shows_its_detail(server, page):
 
     page.goto(f"{server}/?layers=density")
     map_pixels(page, "map-density-only")
-    box = page.locator("canvas").first.bounding_box()
+    box = page.locator(MAP_ELEMENT).bounding_box()
     x, y = box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5
     page.mouse.move(x, y)
     tooltip = page.locator(".deck-tooltip")

@@ -17,12 +17,13 @@ import h3
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import MAP_ELEMENT
 from PIL import Image
 from test_e2e import ARTIFACTS, WAIT_MS, browser, server  # noqa: F401 (fixtures)
 from test_e2e_ward import rows
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-CHART = '[data-testid="stDeckGlJsonChart"]'
+CHART = MAP_ELEMENT
 
 
 def red(pixels: np.ndarray) -> np.ndarray:

@@ -1,11 +1,14 @@
 """End to end, the map panel as people use it in headless Chromium: a layer's toggle, order and
 opacity change the map's pixels; the map's view and layers survive a visit to another page;
-a place search centres the map. Screenshots go to test-artifacts/."""
+a view moved by hand is kept in the URL; a place search centres the map. Screenshots go to test-artifacts/."""
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs, urlsplit
+
 import numpy as np
 import pytest
+from conftest import MAP_ELEMENT
 from test_e2e import ARTIFACTS, WAIT_MS, browser, map_pixels, page, server  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -69,6 +72,69 @@ def test_view_and_layers_survive_another_page(server, page):  # noqa: F811
     for part in ("layers=outlines%2Cdensity", "opacity=density%3A50", "lat=52.36", "zoom=12"):
         assert part in url or part.replace("%2C", ",").replace("%3A", ":") in url, (part, url)
     assert differ(before, after) < 0.02, "the map came back with another view or other layers"
+
+
+def view_in(url: str) -> tuple[float, float, float] | None:
+    """The view (lat, lon, zoom) a map URL holds, or None."""
+    query = parse_qs(urlsplit(url).query)
+    if not all(k in query for k in ("lat", "lon", "zoom")):
+        return None
+    return float(query["lat"][0]), float(query["lon"][0]), float(query["zoom"][0])
+
+
+def wait_for_view(pg, unlike: tuple[float, float, float] | None) -> tuple[float, float, float]:
+    """The view the URL holds once it is another than ``unlike``: the map reports a move once
+    it has been still for a moment, and the page writes it into the URL."""
+    for _ in range(WAIT_MS // 250):
+        view = view_in(pg.url)
+        if view and view != unlike:
+            settle(pg)
+            return view
+        pg.wait_for_timeout(250)
+    raise AssertionError(f"the URL did not take the map's new view: {pg.url}")
+
+
+def test_a_view_moved_by_hand_is_kept_in_the_url_and_across_pages(server, browser, page):  # noqa: F811
+    """Drag and zoom the map by hand: the URL takes the view; another page and back, and the
+    copied link opened in a new tab, show the same map; "Show the whole area" leaves it."""
+    page.goto(f"{server}/?layers=wards,outlines")
+    whole = pixels(page, "hand-view-whole")
+    assert view_in(page.url) is None
+    box = page.locator(MAP_ELEMENT).bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 160, y + 80, steps=12)
+    page.mouse.up()
+    dragged = wait_for_view(page, None)
+    page.get_by_role("button", name="Zoom in").click()
+    lat, lon, zoom = wait_for_view(page, dragged)
+    assert (lat, lon) == pytest.approx(dragged[:2], abs=1e-4)  # a zoom keeps the centre
+    assert zoom == pytest.approx(dragged[2] + 1, abs=0.01)
+    moved = pixels(page, "hand-view-moved")
+    assert differ(whole, moved) > 0.05, "the map did not move"
+    assert page.get_by_role("button", name="Show the whole area").is_visible()
+
+    page.get_by_role("link", name="Ward profile").click()
+    page.get_by_text("Ward profile:").first.wait_for(timeout=WAIT_MS)
+    settle(page)
+    page.get_by_role("link", name="Map").click()
+    page.get_by_role("heading", name="Map").wait_for(timeout=WAIT_MS)
+    back = pixels(page, "hand-view-back")
+    assert view_in(page.url) == (lat, lon, zoom)
+    assert differ(moved, back) < 0.02, "the map came back to another view"
+
+    copied = browser.new_page(viewport={"width": 1400, "height": 1000})
+    copied.goto(page.url)
+    opened = pixels(copied, "hand-view-copied-link")
+    copied.close()
+    assert differ(moved, opened) < 0.02, "the copied link opened another view"
+
+    page.get_by_role("button", name="Show the whole area").click()
+    settle(page)
+    again = pixels(page, "hand-view-whole-again")
+    assert view_in(page.url) is None
+    assert differ(whole, again) < 0.02, "the whole area was not shown again"
 
 
 def a_postcode(small_demo_db) -> str:

@@ -9,7 +9,7 @@ import datetime as dt
 import json
 
 import pytest
-from conftest import REPO
+from conftest import REPO, map_deck
 from streamlit.testing.v1 import AppTest
 
 import layers
@@ -41,7 +41,7 @@ def map_app(small_demo_db, monkeypatch):
 
 def _drawn(at: AppTest) -> dict[str, dict]:
     assert not at.exception, at.exception
-    return {layer["id"]: layer for layer in json.loads(at.get("deck_gl_json_chart")[0].proto.json)["layers"]}
+    return {layer["id"]: layer for layer in map_deck(at)["layers"]}
 
 
 def _expected(con, f: Filter) -> dict[str, dict]:
@@ -181,11 +181,11 @@ def test_a_ward_found_is_fitted_whole_and_a_place_shown_with_its_neighbourhood(m
     import shapely
 
     fitted = fit_view(shapely.from_geojson(outline).bounds)
-    start = json.loads(map_app.get("deck_gl_json_chart")[0].proto.json)["initialViewState"]
+    start = map_deck(map_app)["initialViewState"]
     assert start["zoom"] == pytest.approx(fitted.zoom, abs=0.01)
     assert start["latitude"] == pytest.approx(fitted.latitude, abs=1e-4)
     _search(map_app, "Old Market", "town centre")
-    start = json.loads(map_app.get("deck_gl_json_chart")[0].proto.json)["initialViewState"]
+    start = map_deck(map_app)["initialViewState"]
     assert start["zoom"] <= 13
 
 

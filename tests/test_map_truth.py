@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
-from conftest import CATALOGS, REALDATA, REPO
+from conftest import CATALOGS, REALDATA, REPO, map_deck
 from streamlit.testing.v1 import AppTest
 
 from app import overlap
@@ -99,7 +99,7 @@ def _warnings(at: AppTest) -> str:
 
 
 def _deck(at: AppTest) -> dict:
-    return json.loads(at.get("deck_gl_json_chart")[0].proto.json)
+    return map_deck(at)
 
 
 # The resolution drawn

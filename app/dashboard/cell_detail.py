@@ -39,10 +39,12 @@ def cell_detail(version, f: Filter, cell: str, res: int, k: int) -> None:
     # The place in words; the cell's id is the analyst's detail, under it.
     st.subheader(ui.plain(f"Hexagon in {cell_place(version, f, cell, res, k)}"))
     st.caption(f"Cell {cell} (H3 resolution {res})")
-    c1, c2 = st.columns(2)
     if row is not None:
-        c1.metric("Records", DEFAULT_RULE.label(row["count"], row["suppressed"]))
         label = BIN_LABELS.get(int(row["bin"]), "Not a hot or cold spot")
+        # Side by side while both fit the narrow column beside the map; a longer class (“Not a
+        # hot or cold spot”) gets a row of its own rather than being cut to “Not a …”.
+        c1, c2 = st.columns(2) if len(label.split(",")[0]) <= 12 else (st.container(), st.container())
+        c1.metric("Records", DEFAULT_RULE.label(row["count"], row["suppressed"]))
         c2.metric(
             "Hot or cold spot",
             label.split(",")[0],

@@ -3,7 +3,8 @@ each drawn layer), a place search, and the detail of a picked cell beside the ma
 
 The map's view and panel live in the URL (``layers``, ``order``, ``opacity``, ``metric``,
 ``lat``, ``lon``, ``zoom``) and in the session, so a copied link opens the same map and a visit
-to another page comes back to it. What the map sends is kept small (ward shapes simplified
+to another page comes back to it. A view moved by hand is reported by the map
+(``app.dashboard.deck_map``) and kept the same way. What the map sends is kept small (ward shapes simplified
 for the zoom, JSON without padding), and each layer is built, and written to JSON, once for
 what it depends on (``cached.map_layer``): a filter change recomputes the counts it changes and
 nothing else."""
@@ -19,6 +20,7 @@ import streamlit as st
 import layers
 from app import access, places, quality
 from app.dashboard import access_ui, cached, ui, warm
+from app.dashboard.deck_map import deck_map, moved_view
 from app.dashboard.ui import plain
 from layers.view import (
     PANEL_PARAMS,
@@ -39,6 +41,7 @@ VIEW_PARAMS = ("lat", "lon", "zoom", "area")  # area: the name of what a link ce
 MAP_PARAMS = (*PANEL_PARAMS, "metric", *VIEW_PARAMS)
 AREA_NAME_MAX = 120
 SAVED = "map_saved"  # the map's last URL parameters, for coming back from another page
+MAP_KEY = "map"
 PLACE = "map_place"  # the place last found, drawn as a marker
 PLACE_ZOOM = 13  # a place or postcode found: its streets and the neighbourhood around them
 HEX_LAYERS = ("density", "hotspots", "emerging", "overlap", "interventions", "change")
@@ -84,13 +87,18 @@ def found_view(hit: dict) -> tuple[float, float, float]:
     return hit["lat"], hit["lon"], min(float(hit["zoom"]) - 1, PLACE_ZOOM)
 
 
+def view_params(lat: float, lon: float, zoom: float) -> dict[str, str]:
+    """A view as the URL holds it: a centre to about a metre, a zoom as short as it can be."""
+    return {"lat": f"{lat:.5f}", "lon": f"{lon:.5f}", "zoom": f"{zoom:g}"}
+
+
 def go_to(hit: dict) -> None:
     """Centre the map on a place found by the search (the URL holds the view)."""
     lat, lon, zoom = found_view(hit)
-    st.query_params.update({"lat": f"{lat:.5f}", "lon": f"{lon:.5f}", "zoom": f"{zoom:g}"})
+    st.query_params.update(view_params(lat, lon, zoom))
     if "area" in st.query_params:  # the map no longer centres on the area a link named
         del st.query_params["area"]
-    st.session_state[PLACE] = hit
+    st.session_state[PLACE] = {**hit, "centred": True}
 
 
 def chosen_place() -> None:
@@ -138,6 +146,15 @@ bounds = quality.study_area(con)["bounds"]
 params = st.query_params.to_dict()
 if not any(k in params for k in ("layers", *VIEW_PARAMS)) and SAVED in st.session_state:
     params = {**st.session_state[SAVED], **params}
+# A view moved by hand replaces the one the URL held (and the area a link centred on), once per
+# move; a view the map reports far off the study area is not kept.
+moved = moved_view(MAP_KEY)
+if moved:
+    asked = view_params(moved["latitude"], moved["longitude"], moved["zoom"])
+    if linked_view(asked, bounds):
+        params = {k: v for k, v in params.items() if k != "area"} | asked
+        if st.session_state.get(PLACE):
+            st.session_state[PLACE] = {**st.session_state[PLACE], "centred": False}
 ignored: list[str] = []
 panel = parse_panel(params, names, ignored)
 linked = linked_view(params, bounds, ignored)
@@ -185,7 +202,8 @@ with map_col:
     place = st.session_state.get(PLACE)
     if place and linked:
         go, profile, reset = st.columns([3, 2, 2], vertical_alignment="center")
-        go.caption(plain(f"Centred on {place['name']}."))
+        said = "Centred on {}." if place.get("centred") else "{} is marked on the map."
+        go.caption(plain(said.format(place["name"])))
         if place.get("ward_code") and profile.button("Open ward profile", key="map_open_ward"):
             carried = {k: v for k, v in st.query_params.to_dict().items() if k not in MAP_PARAMS}
             st.switch_page("screens/ward.py", query_params={**carried, "ward": place["ward_code"]})
@@ -301,11 +319,9 @@ if place and linked:
             pickable=False,
         )
     )
-deck = CompactDeck(
-    layers=stacked, initial_view_state=start, map_provider="carto", map_style="light", tooltip=TOOLTIP
-)
+deck = CompactDeck(layers=stacked, initial_view_state=start, map_provider="carto", map_style="light")
 with map_col:
-    event = st.pydeck_chart(deck, on_select="rerun", selection_mode="single-object", key="map", height=620)
+    event = deck_map(deck, key=MAP_KEY, height=620, tooltip=TOOLTIP)
 
 with side:
     for name, b in built.items():
@@ -339,7 +355,7 @@ with side:
 # The URL and the session keep the map as it is now drawn.
 wanted = panel_params(panel, names) | {"metric": metric}
 if linked:
-    wanted |= {"lat": f"{linked.latitude:.5f}", "lon": f"{linked.longitude:.5f}", "zoom": f"{linked.zoom:g}"}
+    wanted |= view_params(linked.latitude, linked.longitude, linked.zoom)
     if area_name:
         wanted["area"] = area_name
 for key in MAP_PARAMS:
@@ -351,12 +367,13 @@ st.session_state[SAVED] = wanted
 
 ui.provenance(con, view, [layers.REGISTRY[n].title for n in reversed(list(built))], res_note, res=res)
 
-picked = (event.selection or {}).get("objects", {}) if event else {}
-ward_pick = next((o for o in picked.get("wards", [])), None)
-hex_pick = next((o for lid in HEX_LAYERS for o in picked.get(lid, [])), None)
+# A click on a layer no longer drawn is forgotten, as is a click beside every shape.
+pick = event.pick if event.pick and event.pick["layer"] in built else None
+ward_pick = pick["object"] if pick and pick["layer"] == "wards" and pick["object"].get("ward_code") else None
+hex_pick = pick["object"] if pick and pick["layer"] in HEX_LAYERS and pick["object"].get("h3_cell") else None
 if ward_pick:
     # The profile opens with the same filter, so carry the filter along with the ward.
-    code = ward_pick.get("properties", ward_pick).get("ward_code")
+    code = ward_pick["ward_code"]
     carried = {k: v for k, v in st.query_params.to_dict().items() if k not in MAP_PARAMS}
     st.switch_page("screens/ward.py", query_params={**carried, "ward": code})
 if hex_pick:
