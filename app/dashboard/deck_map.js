@@ -5,6 +5,10 @@
 // deck.gl comes from pydeck's own bundle (@deck.gl/jupyter-widget: createDeck, updateDeck),
 // served by this app's server (data.bundle): nothing is fetched from the internet but the
 // base map's tiles.
+//
+// Each page run sends the whole deck again. Only the layers whose JSON changed are converted
+// anew: deck.gl recomputes a layer whose data is a new object, so converting them all would
+// redraw every ward and cell after each filter change, and after each move reported.
 
 const SETTLE_MS = 400; // a view is reported once the map has been still this long
 
@@ -54,28 +58,47 @@ function picked(info) {
 // again by its key after a filter change, since its place in the layer's data may have moved.
 const PICKED_COLOUR = [0, 0, 0, 110];
 
-function rowsOf(layer) {
-  if (Array.isArray(layer.data)) return layer.data;
-  if (layer.data && Array.isArray(layer.data.features)) return layer.data.features;
+function rowsOf(json) {
+  if (Array.isArray(json.data)) return json.data;
+  if (json.data && Array.isArray(json.data.features)) return json.data.features;
   return [];
 }
 
-function markPicked(spec, pick) {
-  const keyName = pick && ["h3_cell", "ward_code"].find((name) => name in pick.object);
-  for (const layer of spec.layers || []) {
-    delete layer.highlightedObjectIndex;
-    if (!keyName || layer.id !== pick.layer) continue;
-    const index = rowsOf(layer).findIndex((row) => (row.properties || row)[keyName] === pick.object[keyName]);
-    if (index >= 0) {
-      layer.highlightedObjectIndex = index;
-      layer.highlightColor = PICKED_COLOUR;
-    }
+function pickedIndex(json, pick) {
+  if (!pick || pick.layer !== json.id) return -1;
+  const keyName = ["h3_cell", "ward_code"].find((name) => name in pick.object);
+  if (!keyName) return -1;
+  return rowsOf(json).findIndex((row) => (row.properties || row)[keyName] === pick.object[keyName]);
+}
+
+// Convert the layers whose JSON changed since the last run, and keep the others' deck.gl layers.
+function convertLayers(map, jsonLayers) {
+  const texts = jsonLayers.map((json) => JSON.stringify(json));
+  const fresh = jsonLayers.filter((json, i) => map.layers.get(json.id)?.text !== texts[i]);
+  let converted = [];
+  if (fresh.length) {
+    // pydeck's converter hands its result to a deck's setProps: this one only keeps it.
+    window.updateDeck({ layers: fresh }, { setProps: (props) => (converted = props.layers || []) });
   }
+  const made = new Map(converted.map((layer) => [layer.id, layer]));
+  const kept = new Map();
+  jsonLayers.forEach((json, i) => {
+    const layer = made.get(json.id) || map.layers.get(json.id).layer;
+    kept.set(json.id, { text: texts[i], json, layer });
+  });
+  map.layers = kept;
+}
+
+function drawnLayers(map) {
+  return [...map.layers.values()].map(({ json, layer }) => {
+    const index = pickedIndex(json, map.pick);
+    return index < 0 ? layer : layer.clone({ highlightedObjectIndex: index, highlightColor: PICKED_COLOUR });
+  });
 }
 
 function zoomBy(map, step) {
-  const view = { ...(map.current || map.applied), zoom: (map.current || map.applied).zoom + step };
-  map.applied = { ...view, transitionDuration: 250 };
+  const now = map.current || map.applied;
+  map.applied = { ...now, zoom: now.zoom + step, transitionDuration: 250 };
   map.deck.setProps({ initialViewState: map.applied });
 }
 
@@ -94,60 +117,72 @@ function addZoomButtons(host, map) {
   host.appendChild(bar);
 }
 
-function draw(host, data, setStateValue) {
-  const spec = JSON.parse(data.spec);
+function create(host, spec, data) {
   const asked = spec.initialViewState ? viewOf(spec.initialViewState) : null;
-  const state = host.__map;
-  if (!state) {
-    const map = { asked, shown: asked, reported: null, timer: null, text: data.spec, pick: null, touched: false };
-    const handleEvent = (name, payload) => {
-      if (name === "deck-view-state-change-event") {
-        map.current = payload;
-        map.shown = viewOf(payload);
-        clearTimeout(map.timer);
-        map.timer = setTimeout(() => {
-          // Only a move by hand is reported: deck.gl and the base map also adjust the view
-          // as they start and as the page resizes them.
-          if (map.touched && !sameView(map.shown, map.reported)) {
-            map.reported = map.shown;
-            // Stamped, so that a view left and come back to is a new report.
-            setStateValue("view", { ...map.shown, at: Date.now() });
-          }
-        }, SETTLE_MS);
-      } else if (name === "deck-click-event") {
-        map.pick = picked(payload);
-        markPicked(map.spec, map.pick);
-        window.updateDeck(map.spec, map.deck);
-        setStateValue("pick", map.pick);
-      }
-    };
-    map.applied = spec.initialViewState;
-    map.spec = spec;
-    map.deck = window.createDeck({ container: host, jsonInput: spec, tooltip: data.tooltip, handleEvent });
-    addZoomButtons(host, map);
-    for (const name of ["pointerdown", "wheel", "keydown", "touchstart"]) {
-      host.addEventListener(name, () => (map.touched = true), { capture: true, passive: true });
+  const map = { asked, shown: asked, reported: null, timer: null, pick: null, touched: false };
+  map.layers = new Map();
+  const handleEvent = (name, payload) => {
+    if (name === "deck-view-state-change-event") {
+      map.current = payload;
+      map.shown = viewOf(payload);
+      clearTimeout(map.timer);
+      map.timer = setTimeout(() => {
+        // Only a move by hand is reported: deck.gl and the base map also adjust the view as
+        // they start and as the page resizes them.
+        if (map.touched && !sameView(map.shown, map.reported)) {
+          map.reported = map.shown;
+          // Stamped, so that a view left and come back to is a new report.
+          map.setStateValue("view", { ...map.shown, at: Date.now() });
+        }
+      }, SETTLE_MS);
+    } else if (name === "deck-click-event") {
+      map.pick = picked(payload);
+      map.setStateValue("pick", map.pick);
+      map.deck.setProps({ layers: drawnLayers(map) });
     }
-    host.__map = map;
-    return;
+  };
+  map.applied = spec.initialViewState;
+  convertLayers(map, spec.layers || []);
+  const jsonInput = { ...spec, layers: [] };
+  map.deck = window.createDeck({ container: host, jsonInput, tooltip: data.tooltip, handleEvent });
+  map.deck.setProps({ layers: drawnLayers(map) });
+  addZoomButtons(host, map);
+  for (const name of ["pointerdown", "wheel", "keydown", "touchstart"]) {
+    host.addEventListener(name, () => (map.touched = true), { capture: true, passive: true });
   }
-  if (state.text === data.spec) return;
-  state.text = data.spec;
-  state.spec = spec;
-  markPicked(spec, state.pick);
+  return map;
+}
+
+function draw(host, data, setStateValue) {
+  if (!host.isConnected) return; // the page moved on while deck.gl was loading
+  let map = host.__map;
+  if (!map || map.text !== data.spec) {
+    const spec = JSON.parse(data.spec);
+    if (!map) {
+      map = host.__map = create(host, spec, data);
+    } else {
+      update(map, spec);
+    }
+    map.text = data.spec;
+  }
+  map.setStateValue = setStateValue; // each render's own
+}
+
+function update(map, spec) {
+  convertLayers(map, spec.layers || []);
+  const props = { layers: drawnLayers(map) };
   // A view the page asks for anew (a link, a search, "whole area") moves the map; the view the
   // map itself reported, coming back in the page's answer, must not pull it back while it is
   // still being moved.
-  const moved = asked && !sameView(asked, state.asked) && !sameView(asked, state.reported);
-  state.asked = asked;
-  if (moved) {
-    state.applied = spec.initialViewState;
-    state.shown = asked;
-    state.touched = false;
-  } else {
-    spec.initialViewState = state.applied; // the same object: deck.gl keeps the view
+  const asked = spec.initialViewState ? viewOf(spec.initialViewState) : null;
+  if (asked && !sameView(asked, map.asked) && !sameView(asked, map.reported)) {
+    map.applied = spec.initialViewState;
+    map.shown = asked;
+    map.touched = false;
+    props.initialViewState = map.applied;
   }
-  window.updateDeck(spec, state.deck);
+  map.asked = asked;
+  map.deck.setProps(props);
 }
 
 export default function (component) {
@@ -164,4 +199,12 @@ export default function (component) {
     .catch((error) => {
       host.textContent = `The map could not be drawn: ${error.message}`;
     });
+  // Called when the element leaves the page, and also when a newer render overtook this one:
+  // only the first tears the map down (its WebGL contexts are few and shared by the browser).
+  return () => {
+    if (host.isConnected || !host.__map) return;
+    clearTimeout(host.__map.timer);
+    host.__map.deck.finalize();
+    host.__map = null;
+  };
 }

@@ -34,7 +34,7 @@ _CSS = """
 .deck-map-zoom button:hover { background: #f2f2f2; }
 .mapboxgl-ctrl-bottom-right { position: absolute; right: 0; bottom: 0; z-index: 2; }
 .mapboxgl-ctrl-attrib { font: 11px sans-serif; background: rgba(255, 255, 255, 0.7); padding: 0 4px; }
-.mapboxgl-ctrl-logo { display: none; }
+.mapboxgl-ctrl-logo, .mapboxgl-ctrl-attrib-button, .mapboxgl-ctrl-attrib:not(:has(a)) { display: none; }
 """
 _MAP = st.components.v2.component("common_ground.deck_map", js=_JS, css=_CSS)
 
