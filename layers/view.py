@@ -51,6 +51,22 @@ def fit_view(
     )
 
 
+def view_limits(bounds: tuple[float, float, float, float]) -> dict[str, float]:
+    """Where a map's centre may be (near the study area: within its own width and height again
+    on every side) and how far it may zoom. A link's view is checked against them, and the map
+    holds a view moved by hand within them, so that every view it reports can be linked to."""
+    minx, miny, maxx, maxy = bounds
+    dx, dy = maxx - minx, maxy - miny
+    return {
+        "west": minx - dx,
+        "east": maxx + dx,
+        "south": miny - dy,
+        "north": maxy + dy,
+        "min_zoom": ZOOMS[0],
+        "max_zoom": ZOOMS[1],
+    }
+
+
 def linked_view(
     params: Mapping[str, str], bounds: tuple[float, float, float, float], ignored: list[str] | None = None
 ) -> pdk.ViewState | None:
@@ -62,18 +78,21 @@ def linked_view(
     asked = {k: params.get(k) for k in ("lat", "lon", "zoom")}
     if not any(asked.values()):
         return None
+    if not (asked["lat"] and asked["lon"]):
+        if ignored is not None:
+            ignored.append("map view (lat and lon must be given together)")
+        return None
     try:
         lat, lon = float(asked["lat"]), float(asked["lon"])
         zoom = float(asked["zoom"]) if asked["zoom"] else None
     except (TypeError, ValueError):
+        lat = lon = math.nan
+    if not all(map(math.isfinite, (lat, lon))):
         if ignored is not None:
             ignored.append("map view (lat, lon and zoom must be numbers)")
         return None
-    minx, miny, maxx, maxy = bounds
-    dx, dy = maxx - minx, maxy - miny
-    if not (minx - dx <= lon <= maxx + dx and miny - dy <= lat <= maxy + dy) or not all(
-        map(math.isfinite, (lat, lon))
-    ):
+    limits = view_limits(bounds)
+    if not (limits["west"] <= lon <= limits["east"] and limits["south"] <= lat <= limits["north"]):
         if ignored is not None:
             ignored.append(f"map centre {lat:g}, {lon:g} (outside the study area)")
         return None

@@ -4,6 +4,9 @@ a view moved by hand is kept in the URL; a place search centres the map. Screens
 
 from __future__ import annotations
 
+import json
+import re
+import time
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
@@ -135,6 +138,65 @@ def test_a_view_moved_by_hand_is_kept_in_the_url_and_across_pages(server, browse
     again = pixels(page, "hand-view-whole-again")
     assert view_in(page.url) is None
     assert differ(whole, again) < 0.02, "the whole area was not shown again"
+
+
+def resting_view(pg) -> tuple[float, float, float]:
+    """The view the map rests at, as it says itself once still."""
+    view = json.loads(pg.locator(MAP_ELEMENT).get_attribute("data-view"))
+    return view["latitude"], view["longitude"], view["zoom"]
+
+
+class SlowAnswers:
+    """The page's answers held back on their way to the browser, in order, while ``slow`` is
+    set: a server busy with heavy layers, made certain. The browser's messages go straight on."""
+
+    def __init__(self, pg, delay_s: float = 1.5):
+        self.pg, self.delay_s, self.slow, self.held = pg, delay_s, False, []
+        pg.route_web_socket(re.compile(r".*/_stcore/stream"), self.route)
+
+    def route(self, ws) -> None:
+        app = ws.connect_to_server()
+        ws.on_message(app.send)
+        app.on_message(lambda message: self.answer(ws, message))
+
+    def answer(self, ws, message) -> None:
+        if self.slow or self.held:
+            self.held.append((time.monotonic() + self.delay_s, ws, message))
+        else:
+            ws.send(message)
+
+    def wait(self, ms: int) -> None:
+        """Wait ``ms``, handing on each held answer when its time has come."""
+        end = time.monotonic() + ms / 1000
+        while time.monotonic() < end:
+            while self.held and (self.held[0][0] <= time.monotonic() or not self.slow):
+                _, ws, message = self.held.pop(0)
+                ws.send(message)
+            self.pg.wait_for_timeout(20)
+
+
+def test_late_answers_never_pull_the_map_back(server, page):  # noqa: F811
+    """Moves by hand, each paused just long enough to be reported, come faster than the page
+    answers: the map stays where it is left, and the URL ends with the view it shows."""
+    network = SlowAnswers(page)
+    page.goto(f"{server}/?layers=wards,outlines,density")
+    pixels(page, "late-answers-before")
+    box = page.locator(MAP_ELEMENT).bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    start = resting_view(page)
+    network.slow = True
+    for _ in range(4):
+        page.mouse.wheel(0, 300)
+        network.wait(700)  # reported after 0.4 s still; answered 1.5 s later
+    network.wait(3000)  # the last answers arrive
+    network.slow = False
+    network.wait(500)
+    settle(page, quiet_ms=1500)
+    shown = resting_view(page)
+    assert shown[2] < start[2] - 2, f"the zooms out were undone: {start} -> {shown}"
+    assert view_in(page.url) == pytest.approx(shown, abs=1e-4), (page.url, shown)
+    pixels(page, "late-answers-after")
 
 
 def a_postcode(small_demo_db) -> str:

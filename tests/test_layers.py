@@ -397,6 +397,12 @@ def test_a_linked_view_is_kept_only_near_the_study_area():
     assert linked_view({"lat": "north", "lon": "-0.9"}, bounds, ignored) is None
     assert linked_view({"lat": "52.3", "lon": "-0.9", "zoom": "99"}, bounds, ignored).zoom < 20
     assert len(ignored) == 3
+    # Not numbers (NaN and infinity included), or a centre given by half, each said as such.
+    for half_or_not_numbers in ({"lat": "nan", "lon": "nan"}, {"lat": "inf", "lon": "-0.9"}, {"lat": "52.3"}):
+        said: list[str] = []
+        assert linked_view(half_or_not_numbers, bounds, said) is None
+        assert said and "outside" not in said[0]
+    assert "given together" in said[0]
 
 
 def test_a_hotspot_tooltip_names_its_area_first():

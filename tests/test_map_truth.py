@@ -306,6 +306,8 @@ def test_the_cell_detail_names_each_agency_and_what_was_considered():
         }
     )
     said = meeting(classes, "a")
-    assert said.startswith("Hot demand of: DOT, NYPD. Interventions concentrated: none.")
+    assert said.startswith(
+        "Agencies whose own demand is hot here: DOT, NYPD. Interventions concentrated: none."
+    )
     assert "Status: no intervention data selected." in said and "No intervention data selected:" in said
-    assert meeting(classes, "b").startswith("Hot demand of: no agency.")
+    assert meeting(classes, "b").startswith("Agencies whose own demand is hot here: none.")

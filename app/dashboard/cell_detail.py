@@ -40,18 +40,19 @@ def cell_detail(version, f: Filter, cell: str, res: int, k: int) -> None:
     st.subheader(ui.plain(f"Hexagon in {cell_place(version, f, cell, res, k)}"))
     st.caption(f"Cell {cell} (H3 resolution {res})")
     if row is not None:
-        label = BIN_LABELS.get(int(row["bin"]), "Not a hot or cold spot")
-        # Side by side while both fit the narrow column beside the map; a longer class (“Not a
-        # hot or cold spot”) gets a row of its own rather than being cut to “Not a …”.
-        c1, c2 = st.columns(2) if len(label.split(",")[0]) <= 12 else (st.container(), st.container())
+        label = BIN_LABELS.get(int(row["bin"]), "Neither a hot nor a cold spot")
+        c1, c2 = st.columns(2)
         c1.metric("Records", DEFAULT_RULE.label(row["count"], row["suppressed"]))
         c2.metric(
             "Hot or cold spot",
-            label.split(",")[0],
-            help=f"{label}; z = {row['z']:.2f}, FDR p = {row['p_fdr']:.3f}",
+            label.split(",")[0] if row["bin"] else "Neither",  # the narrow column's width
+            help=(
+                f"{label}, for all the records selected together, over the whole period; "
+                f"z = {row['z']:.2f}, FDR p = {row['p_fdr']:.3f}"
+            ),
         )
-    if cell in trend.index:
-        st.caption(f"Trend: {trend.loc[cell, 'pattern']}.")
+    if cell in trend.index:  # a pattern over the period's months, not the whole period at once
+        st.caption(f"Over the months: {trend.loc[cell, 'pattern']}.")
     st.caption(ui.plain(meeting(cached.classes(version, f, res, k), cell)))
     ui.trend_chart(cached.trend(version, f, "month", cell=cell), key=f"cell-series-{cell}", narrow=True)
     cats = cached.categories(version, f, cell=cell)
@@ -69,7 +70,12 @@ def meeting(classes, cell: str) -> str:
     considered = overlap.interventions_considered(classes)
     if row is None:
         return considered
-    hot = row["hot_demand_agencies"] or "no agency"
+    hot = row["hot_demand_agencies"] or "none"
     served = row["intervention_agencies"] or "none"
     status = "" if row["class"] == "none" else f" Status: {row['class']}."
-    return f"Hot demand of: {hot}. Interventions concentrated: {served}.{status} {considered}".strip()
+    # Each agency's demand is tested on its own, so a cell can be hot for one agency and not for
+    # all the records together: said, so that the two never read as a contradiction.
+    return (
+        f"Agencies whose own demand is hot here: {hot}. Interventions concentrated: {served}."
+        f"{status} {considered}"
+    ).strip()

@@ -96,9 +96,23 @@ function drawnLayers(map) {
   });
 }
 
+// The map is held near the study area and within the zooms the page accepts (data.limits, as
+// the page checks a link's view), so every view it reports is one a link can hold. The edges
+// are kept a little inside, as a reported view is rounded.
+function within(view, limits) {
+  if (!limits) return view;
+  const clamp = (value, low, high) => Math.min(Math.max(value, low + 1e-4), high - 1e-4);
+  return {
+    ...view,
+    longitude: clamp(view.longitude, limits.west, limits.east),
+    latitude: clamp(view.latitude, limits.south, limits.north),
+    zoom: clamp(view.zoom, limits.min_zoom, limits.max_zoom),
+  };
+}
+
 function zoomBy(map, step) {
   const now = map.current || map.applied;
-  map.applied = { ...now, zoom: now.zoom + step, transitionDuration: 250 };
+  map.applied = { ...within({ ...now, zoom: now.zoom + step }, map.limits), transitionDuration: 250 };
   map.deck.setProps({ initialViewState: map.applied });
 }
 
@@ -119,23 +133,33 @@ function addZoomButtons(host, map) {
 
 function create(host, spec, data) {
   const asked = spec.initialViewState ? viewOf(spec.initialViewState) : null;
-  const map = { asked, shown: asked, reported: null, timer: null, pick: null, touched: false };
+  // reported: the views this map has reported since the page last moved it. The page's answers
+  // echo them, and may come late: an answer to an earlier move, arriving after the next one,
+  // must not pull the map back to it. last: the view last reported or set by the page.
+  const map = { asked, shown: asked, last: asked, reported: [], timer: null, pick: null, touched: false };
   map.layers = new Map();
+  map.limits = data.limits;
+  host.dataset.view = JSON.stringify(asked);
+  const onViewStateChange = ({ viewState }) => {
+    const held = within(viewState, map.limits);
+    map.current = held;
+    map.shown = viewOf(held);
+    clearTimeout(map.timer);
+    map.timer = setTimeout(() => {
+      host.dataset.view = JSON.stringify(map.shown); // where the map rests (end-to-end tests read it)
+      // Only a move by hand is reported: deck.gl and the base map also adjust the view as
+      // they start and as the page resizes them.
+      if (map.touched && !sameView(map.shown, map.last)) {
+        map.last = map.shown;
+        map.reported = [...map.reported.slice(-31), map.shown];
+        // Stamped, so that a view left and come back to is a new report.
+        map.setStateValue("view", { ...map.shown, at: Date.now() });
+      }
+    }, SETTLE_MS);
+    return held; // deck.gl draws the view returned
+  };
   const handleEvent = (name, payload) => {
-    if (name === "deck-view-state-change-event") {
-      map.current = payload;
-      map.shown = viewOf(payload);
-      clearTimeout(map.timer);
-      map.timer = setTimeout(() => {
-        // Only a move by hand is reported: deck.gl and the base map also adjust the view as
-        // they start and as the page resizes them.
-        if (map.touched && !sameView(map.shown, map.reported)) {
-          map.reported = map.shown;
-          // Stamped, so that a view left and come back to is a new report.
-          map.setStateValue("view", { ...map.shown, at: Date.now() });
-        }
-      }, SETTLE_MS);
-    } else if (name === "deck-click-event") {
+    if (name === "deck-click-event") {
       map.pick = picked(payload);
       map.setStateValue("pick", map.pick);
       map.deck.setProps({ layers: drawnLayers(map) });
@@ -145,7 +169,7 @@ function create(host, spec, data) {
   convertLayers(map, spec.layers || []);
   const jsonInput = { ...spec, layers: [] };
   map.deck = window.createDeck({ container: host, jsonInput, tooltip: data.tooltip, handleEvent });
-  map.deck.setProps({ layers: drawnLayers(map) });
+  map.deck.setProps({ layers: drawnLayers(map), onViewStateChange });
   addZoomButtons(host, map);
   for (const name of ["pointerdown", "wheel", "keydown", "touchstart"]) {
     host.addEventListener(name, () => (map.touched = true), { capture: true, passive: true });
@@ -171,14 +195,15 @@ function draw(host, data, setStateValue) {
 function update(map, spec) {
   convertLayers(map, spec.layers || []);
   const props = { layers: drawnLayers(map) };
-  // A view the page asks for anew (a link, a search, "whole area") moves the map; the view the
-  // map itself reported, coming back in the page's answer, must not pull it back while it is
-  // still being moved.
+  // A view the page asks for anew (a link, a search, "whole area") moves the map; a view the
+  // map itself reported, coming back in the page's answer, does not.
   const asked = spec.initialViewState ? viewOf(spec.initialViewState) : null;
-  if (asked && !sameView(asked, map.asked) && !sameView(asked, map.reported)) {
+  const echo = asked && map.reported.some((view) => sameView(asked, view));
+  if (asked && !sameView(asked, map.asked) && !echo) {
     map.applied = spec.initialViewState;
     map.shown = asked;
-    map.touched = false;
+    map.last = asked;
+    map.reported = [];
     props.initialViewState = map.applied;
   }
   map.asked = asked;

@@ -48,12 +48,21 @@ class MapEvent:
     pick: dict[str, Any] | None
 
 
-def deck_map(deck: pydeck.Deck, *, key: str, height: int, tooltip: dict | None = None) -> MapEvent:
+def deck_map(
+    deck: pydeck.Deck,
+    *,
+    key: str,
+    height: int,
+    tooltip: dict | None = None,
+    limits: dict[str, float] | None = None,
+) -> MapEvent:
     """Draw ``deck`` and return what the map reported on its last interaction. Each report
-    reruns the page, as a widget does."""
+    reruns the page, as a widget does. ``limits`` (``layers.view.view_limits``) hold a view
+    moved by hand near the study area."""
+    data = {"spec": deck.to_json(), "tooltip": tooltip or False, "height": height, "bundle": BUNDLE_URL}
     result = _MAP(
         key=key,
-        data={"spec": deck.to_json(), "tooltip": tooltip or False, "height": height, "bundle": BUNDLE_URL},
+        data={**data, "limits": limits},
         default={"view": None, "pick": None},
         on_view_change=_noop,
         on_pick_change=_noop,
@@ -74,6 +83,15 @@ def moved_view(key: str) -> dict[str, float] | None:
         return None
     st.session_state[seen] = report
     return view
+
+
+def forget_moves(key: str) -> None:
+    """Take the map's last report as seen, for a callback that sets the view itself ("whole
+    area", a place found): a move by hand reported just before, in the same run, must not
+    undo it."""
+    state = st.session_state.get(key)
+    if isinstance(state, Mapping):
+        st.session_state[f"{key}__seen"] = state.get("view")
 
 
 def _noop() -> None:

@@ -20,7 +20,7 @@ import streamlit as st
 import layers
 from app import access, places, quality
 from app.dashboard import access_ui, cached, ui, warm
-from app.dashboard.deck_map import deck_map, moved_view
+from app.dashboard.deck_map import deck_map, forget_moves, moved_view
 from app.dashboard.ui import plain
 from layers.view import (
     PANEL_PARAMS,
@@ -30,6 +30,7 @@ from layers.view import (
     linked_view,
     panel_params,
     parse_panel,
+    view_limits,
 )
 
 METRICS = {
@@ -92,12 +93,22 @@ def view_params(lat: float, lon: float, zoom: float) -> dict[str, str]:
     return {"lat": f"{lat:.5f}", "lon": f"{lon:.5f}", "zoom": f"{zoom:g}"}
 
 
+def set_params(changes: dict[str, str | None]) -> None:
+    """Change the URL's parameters at once (None removes one): each change sent on its own
+    would be a step of the browser's history, and Back would stop at views made of one new
+    and two old coordinates."""
+    now = st.query_params.to_dict()
+    wanted = {k: v for k, v in {**now, **changes}.items() if v is not None}
+    if wanted != now:
+        st.query_params.from_dict(wanted)
+
+
 def go_to(hit: dict) -> None:
-    """Centre the map on a place found by the search (the URL holds the view)."""
+    """Centre the map on a place found by the search (the URL holds the view); the map no
+    longer centres on the area a link named."""
     lat, lon, zoom = found_view(hit)
-    st.query_params.update(view_params(lat, lon, zoom))
-    if "area" in st.query_params:  # the map no longer centres on the area a link named
-        del st.query_params["area"]
+    set_params({**view_params(lat, lon, zoom), "area": None})
+    forget_moves(MAP_KEY)
     st.session_state[PLACE] = {**hit, "centred": True}
 
 
@@ -109,9 +120,8 @@ def chosen_place() -> None:
 
 
 def whole_area() -> None:
-    for key in VIEW_PARAMS:
-        if key in st.query_params:
-            del st.query_params[key]
+    set_params(dict.fromkeys(VIEW_PARAMS))
+    forget_moves(MAP_KEY)
     st.session_state.pop(PLACE, None)
 
 
@@ -321,7 +331,7 @@ if place and linked:
     )
 deck = CompactDeck(layers=stacked, initial_view_state=start, map_provider="carto", map_style="light")
 with map_col:
-    event = deck_map(deck, key=MAP_KEY, height=620, tooltip=TOOLTIP)
+    event = deck_map(deck, key=MAP_KEY, height=620, tooltip=TOOLTIP, limits=view_limits(bounds))
 
 with side:
     for name, b in built.items():
@@ -358,11 +368,7 @@ if linked:
     wanted |= view_params(linked.latitude, linked.longitude, linked.zoom)
     if area_name:
         wanted["area"] = area_name
-for key in MAP_PARAMS:
-    if key in wanted and st.query_params.get(key) != wanted[key]:
-        st.query_params[key] = wanted[key]
-    elif key not in wanted and key in st.query_params:
-        del st.query_params[key]
+set_params({key: wanted.get(key) for key in MAP_PARAMS})
 st.session_state[SAVED] = wanted
 
 ui.provenance(con, view, [layers.REGISTRY[n].title for n in reversed(list(built))], res_note, res=res)
