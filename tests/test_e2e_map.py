@@ -139,6 +139,14 @@ def test_a_view_moved_by_hand_is_kept_in_the_url_and_across_pages(server, browse
     assert view_in(page.url) is None
     assert differ(whole, again) < 0.02, "the whole area was not shown again"
 
+    # One step back in the browser's history is the view left, whole, without a warning.
+    page.go_back()
+    settle(page)
+    assert view_in(page.url) == (lat, lon, zoom)
+    assert not page.locator('[data-testid="stAlert"]').count(), page.locator(
+        '[data-testid="stAlert"]'
+    ).all_inner_texts()
+
 
 def resting_view(pg) -> tuple[float, float, float]:
     """The view the map rests at, as it says itself once still."""
