@@ -24,6 +24,12 @@ def check_res(res: int) -> int:
     return int(res)
 
 
+def is_cell_at(text: object, res: int) -> bool:
+    """Whether ``text`` names a valid H3 cell at ``res``: a cell id that comes from a browser (a
+    click on the map) is checked before any query or h3 call sees it."""
+    return isinstance(text, str) and h3.is_valid_cell(text) and h3.get_resolution(text) == res
+
+
 def parent_np(cells: np.ndarray, res: int) -> np.ndarray:
     """Parents at ``res`` of resolution-15 cells (uint64), without calling h3."""
     res = check_res(res)

@@ -156,6 +156,9 @@ def test_a_view_or_click_the_browser_reports_is_checked(open_map):
         assert param(at, "lat") is None and param(at, "ward") is None
     report(at, None, {"layer": ["wards"], "object": "E05900002"})
     report(at, None, {"layer": "hotspots", "object": {"h3_cell": "8819436d59fffff"}})  # not drawn
+    at = open_map(layers="density,wards")
+    for cell in ("zz<b>", "8019fffffffffff", 881943):  # not a cell; a cell of another resolution
+        report(at, None, {"layer": "density", "object": {"h3_cell": cell}})
     assert not [h for h in at.subheader if "Hexagon" in h.value]
 
 

@@ -62,14 +62,19 @@ def test_layer_toggle_order_and_opacity_change_the_map(server, page):  # noqa: F
     assert differ(wards_on_top, faded) > 0.02, "fading the wards did not change the map"
 
 
+def to_another_page_and_back(pg) -> None:
+    """To the ward profile by the sidebar's link, and back to the map the same way."""
+    pg.get_by_role("link", name="Ward profile").click()
+    pg.get_by_text("Ward profile:").first.wait_for(timeout=WAIT_MS)
+    settle(pg)
+    pg.get_by_role("link", name="Map").click()
+    pg.get_by_role("heading", name="Map").wait_for(timeout=WAIT_MS)
+
+
 def test_view_and_layers_survive_another_page(server, page):  # noqa: F811
     page.goto(f"{server}/?layers=density,outlines&opacity=density:50&lat=52.36&lon=-0.9&zoom=12")
     before = pixels(page, "round-trip-before")
-    page.get_by_role("link", name="Ward profile").click()
-    page.get_by_text("Ward profile:").first.wait_for(timeout=WAIT_MS)
-    settle(page)
-    page.get_by_role("link", name="Map").click()
-    page.get_by_role("heading", name="Map").wait_for(timeout=WAIT_MS)
+    to_another_page_and_back(page)
     after = pixels(page, "round-trip-after")
     url = page.url
     for part in ("layers=outlines%2Cdensity", "opacity=density%3A50", "lat=52.36", "zoom=12"):
@@ -118,11 +123,7 @@ def test_a_view_moved_by_hand_is_kept_in_the_url_and_across_pages(server, browse
     assert differ(whole, moved) > 0.05, "the map did not move"
     assert page.get_by_role("button", name="Show the whole area").is_visible()
 
-    page.get_by_role("link", name="Ward profile").click()
-    page.get_by_text("Ward profile:").first.wait_for(timeout=WAIT_MS)
-    settle(page)
-    page.get_by_role("link", name="Map").click()
-    page.get_by_role("heading", name="Map").wait_for(timeout=WAIT_MS)
+    to_another_page_and_back(page)
     back = pixels(page, "hand-view-back")
     assert view_in(page.url) == (lat, lon, zoom)
     assert differ(moved, back) < 0.02, "the map came back to another view"

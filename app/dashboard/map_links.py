@@ -32,6 +32,12 @@ MIN_ZOOM = 11
 LINK_HEADER = "Show on map"
 
 
+def view_params(lat: float, lon: float, zoom: float) -> dict[str, str]:
+    """A view as the map's URL holds it: a centre to about a metre, a zoom as short as it can
+    be. Links, the place search and a view moved by hand all write it so."""
+    return {"lat": f"{lat:.5f}", "lon": f"{lon:.5f}", "zoom": f"{zoom:g}"}
+
+
 def area_layers(ctx: AccessContext) -> str:
     """The layers a link to a hotspot area or a hexagon turns on: the hotspot layer where the
     viewer's role may see hotspot layers, otherwise the records' density (the map leaves a
@@ -46,9 +52,7 @@ def map_params(row: Mapping, filter_params: dict, map_layers: str = MAP_LAYERS) 
     centred on."""
     return {
         **filter_params,
-        "lat": f"{row['lat']:.5f}",
-        "lon": f"{row['lon']:.5f}",
-        "zoom": str(int(row["zoom"])),
+        **view_params(row["lat"], row["lon"], int(row["zoom"])),
         "area": str(row["name"]),
         "layers": map_layers,
     }

@@ -21,7 +21,9 @@ import layers
 from app import access, places, quality
 from app.dashboard import access_ui, cached, ui, warm
 from app.dashboard.deck_map import deck_map, forget_moves, moved_view
+from app.dashboard.map_links import view_params
 from app.dashboard.ui import plain
+from app.h3cells import is_cell_at
 from layers.view import (
     PANEL_PARAMS,
     CompactDeck,
@@ -86,11 +88,6 @@ def found_view(hit: dict) -> tuple[float, float, float]:
             fitted = fit_view(shapely.from_geojson(outline.iloc[0]).bounds)
             return fitted.latitude, fitted.longitude, fitted.zoom
     return hit["lat"], hit["lon"], min(float(hit["zoom"]) - 1, PLACE_ZOOM)
-
-
-def view_params(lat: float, lon: float, zoom: float) -> dict[str, str]:
-    """A view as the URL holds it: a centre to about a metre, a zoom as short as it can be."""
-    return {"lat": f"{lat:.5f}", "lon": f"{lon:.5f}", "zoom": f"{zoom:g}"}
 
 
 def set_params(changes: dict[str, str | None]) -> None:
@@ -376,7 +373,11 @@ ui.provenance(con, view, [layers.REGISTRY[n].title for n in reversed(list(built)
 # A click on a layer no longer drawn is forgotten, as is a click beside every shape.
 pick = event.pick if event.pick and event.pick["layer"] in built else None
 ward_pick = pick["object"] if pick and pick["layer"] == "wards" and pick["object"].get("ward_code") else None
-hex_pick = pick["object"] if pick and pick["layer"] in HEX_LAYERS and pick["object"].get("h3_cell") else None
+hex_pick = (
+    pick["object"]
+    if pick and pick["layer"] in HEX_LAYERS and is_cell_at(pick["object"].get("h3_cell"), res)
+    else None
+)
 if ward_pick:
     # The profile opens with the same filter, so carry the filter along with the ward.
     code = ward_pick["ward_code"]
